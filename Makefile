@@ -1,0 +1,43 @@
+# swr-replication-etl: `make help` lists the targets.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-test
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP) ## create .venv and install the package with its test extras
+
+run: $(STAMP) ## the demo: sandbox API on loopback, full pipeline, summary
+	$(BIN)/swr-etl demo
+
+test: $(STAMP) lint ## lint, type-check and run the whole test suite
+	$(BIN)/pytest -q
+
+lint: $(STAMP) ## ruff and mypy
+	$(BIN)/ruff check pipeline tests bench
+	$(BIN)/ruff format --check pipeline tests bench
+	$(BIN)/mypy
+
+fmt: $(STAMP) ## format and autofix
+	$(BIN)/ruff format pipeline tests bench
+	$(BIN)/ruff check --fix pipeline tests bench
+
+bench: $(STAMP) ## benchmarks: prints figures and ratios (takes minutes)
+	$(BIN)/python -m bench.extract_bench
+
+clean: ## remove caches (keeps .venv and data)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info
+
+.PHONY: help venv run test lint fmt bench clean

@@ -1,0 +1,5 @@
+"""``python -m pipeline`` is ``swr-etl``."""
+
+from pipeline.cli import main
+
+main()

@@ -1,0 +1,279 @@
+"""The ``swr-etl`` command line. The only place that turns errors into ``error: ...`` and an exit status.
+
+Exit status: 0 done; 1 failed (API error after retries, bad credentials, I/O); 2 bad usage or configuration;
+3 done but records were rejected and ``--strict`` was given.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from pipeline import __version__
+from pipeline.config import SECRET_ENV, Credentials, Settings, resolve_settings
+from pipeline.errors import SwrEtlError
+from pipeline.extract import ExtractFailed, ExtractSummary, Progress, extract
+from pipeline.landing import new_run_id
+from pipeline.logs import RedactSecrets, setup_logging
+
+log = logging.getLogger("pipeline")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class State:
+    """Per-invocation state shared by the commands: logging set-up and the redactor."""
+
+    def __init__(self, log_format: str, verbosity: int, progress: bool | None) -> None:
+        self.log_format = log_format
+        self.verbosity = verbosity
+        self.progress = progress
+        self.run_id = new_run_id()
+        self.redactor = setup_logging(
+            fmt=log_format, verbosity=verbosity, run_id=self.run_id, secrets=_env_secrets(os.environ)
+        )
+
+    def show_progress(self) -> bool:
+        if self.progress is not None:
+            return self.progress
+        return self.log_format == "text" and self.verbosity >= 0 and sys.stderr.isatty()
+
+    def summary(self, stage: str, line: str, counts: dict[str, Any]) -> None:
+        """The final line of a stage: text for people, one JSON object for schedulers. Always printed."""
+        if self.log_format == "json":
+            payload = {"event": "summary", "run_id": self.run_id, "stage": stage, **counts}
+            click.echo(json.dumps(payload, ensure_ascii=False, default=str))
+        else:
+            click.echo(line)
+
+
+def _env_secrets(environ: Mapping[str, str]) -> list[str]:
+    """Every secret the environment holds: masked in every log line and error, whatever the command."""
+    return [environ[k].strip() for k in SECRET_ENV if environ.get(k, "").strip()]
+
+
+def scope_options(func: F) -> F:
+    """The flags that say what to fetch, and from where (contract: flag > environment > config > default)."""
+    options = [
+        click.option("--endpoint", metavar="URL", help="Base URL of the SWR API [env SWR_ENDPOINT]."),
+        click.option("--project-id", metavar="ID", help="The project [env SWR_PROJECT_ID]."),
+        click.option(
+            "--instance-id",
+            "instance_ids",
+            multiple=True,
+            metavar="ID",
+            help="An instance (repeatable) [env SWR_INSTANCE_ID, comma-separated]. Default: every instance listed.",
+        ),
+        click.option("--policy-id", "policy_ids", multiple=True, type=int, metavar="N", help="A policy (repeatable)."),
+        click.option(
+            "--execution-id", "execution_ids", multiple=True, type=int, metavar="N", help="An execution (repeatable)."
+        ),
+        click.option(
+            "--data-dir", type=click.Path(path_type=Path), help="Data directory [env SWR_ETL_DATA_DIR; default ./data]."
+        ),
+        click.option(
+            "--concurrency", type=int, help="Requests in flight at once [env SWR_ETL_CONCURRENCY; default 8]."
+        ),
+        click.option("--read-timeout", type=float, help="Seconds to wait for a response [default 60]."),
+        click.option("--max-attempts", type=int, help="Tries per request before giving up [default 6]."),
+        click.option(
+            "--config",
+            "config_file",
+            type=click.Path(path_type=Path),
+            envvar="SWR_ETL_CONFIG",
+            help="TOML file with the same keys as these flags [env SWR_ETL_CONFIG].",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def settings_from(flags: dict[str, Any], *, need_api: bool = True) -> Settings:
+    config_file = flags.pop("config_file", None)
+    return resolve_settings(flags, os.environ, config_file, need_api=need_api)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="swr-etl")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one object per line on stderr, and a JSON summary on stdout (for schedulers).",
+)
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug, -vvv HTTP connections).")
+@click.option("-q", "--quiet", is_flag=True, help="Errors and the summary line only.")
+@click.option("--progress/--no-progress", default=None, help="Progress bars (default: only on a terminal).")
+@click.pass_context
+def cli(ctx: click.Context, log_format: str, verbose: int, quiet: bool, progress: bool | None) -> None:
+    """SWR Enterprise Edition replication tasks into a Parquet lake and a DuckDB warehouse.
+
+    \b
+    Example:
+      export SWR_ENDPOINT=https://swr-api.cn-north-4.myhuaweicloud.com SWR_PROJECT_ID=...
+      export CLOUD_SDK_AK=... CLOUD_SDK_SK=...
+      swr-etl extract --concurrency 8
+    """
+    ctx.obj = State(log_format, -1 if quiet else verbose, progress)
+
+
+@cli.command("extract")
+@scope_options
+@click.pass_obj
+def extract_cmd(state: State, /, **flags: Any) -> None:
+    """Fetch every task of every execution in scope into DATA_DIR/raw (no transform).
+
+    \b
+    Example:
+      swr-etl extract --instance-id 6f1c... --policy-id 3 --data-dir /srv/swr
+    """
+    _run_extract(state, settings_from(flags))
+
+
+def _run_extract(state: State, settings: Settings) -> ExtractSummary:
+    log.info("extracting from %s into %s", settings.endpoint, settings.data_dir)
+    with _progress(state) as progress:
+        try:
+            summary = extract(settings, progress=progress, run_id=state.run_id)
+        except ExtractFailed as exc:
+            state.summary("extract", exc.summary.line(), asdict(exc.summary))
+            raise
+    state.summary("extract", f"{summary.line()} -> {settings.data_dir / 'raw'}", asdict(summary))
+    return summary
+
+
+@contextmanager
+def _progress(state: State) -> Iterator[Progress | None]:
+    if not state.show_progress():
+        yield None
+        return
+    from pipeline.progress import RichProgress
+
+    with RichProgress() as progress:
+        yield progress
+
+
+@cli.command("sandbox")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback by default).")
+@click.option("--port", default=0, type=int, show_default=True, help="Port; 0 picks a free one (printed on start).")
+@click.option("--seed", default=0, type=int, show_default=True, help="Seed of the synthetic world.")
+@click.option("--scale", default=1.0, type=float, show_default=True, help="Size of the world (tasks grow linearly).")
+@click.option("--latency-ms", default=0.0, type=float, help="Delay before every answer.")
+@click.option("--rate-429", default=0.0, type=float, help="Fraction of requests answered 429 with Retry-After.")
+@click.option("--retry-after", "retry_after_s", default=1.0, type=float, help="Retry-After seconds sent with 429.")
+@click.option("--rate-5xx", default=0.0, type=float, help="Fraction answered 500/502/503.")
+@click.option("--rate-cut", default=0.0, type=float, help="Fraction of connections cut mid-body.")
+@click.option("--rate-slow", default=0.0, type=float, help="Fraction of slow responses (see --slow-ms).")
+@click.option("--slow-ms", default=0.0, type=float, help="Delay of a slow response's body.")
+@click.option("--max-consecutive", default=2, type=int, show_default=True, help="Faults in a row per request.")
+@click.option("--rate-bad-resource", default=0.0, type=float, help="Fraction of tasks with malformed resources.")
+@click.option("--rate-object-resource", default=0.0, type=float, help="Fraction of resources sent as objects.")
+@click.option("--grow-tasks", default=0, type=int, help="Tasks added to a large execution while it is paged.")
+@click.option("--iam-token-ttl", "iam_token_ttl_s", default=None, type=float, help="Seconds an IAM token lives.")
+@click.option("--truth", is_flag=True, help="Print the world's truth (counts per execution) as JSON and exit.")
+def sandbox_cmd(host: str, port: int, seed: int, scale: float, truth: bool, **knobs: Any) -> None:
+    """Serve a simulated SWR Enterprise Edition API on loopback (for tests, demos and BI trials).
+
+    Credentials: SWR_AUTH_TOKEN, CLOUD_SDK_AK/CLOUD_SDK_SK, SWR_PROJECT_ID and SWR_IAM_* from the
+    environment when set, else the documented sandbox defaults.
+
+    \b
+    Example:
+      swr-etl sandbox --port 8080 --latency-ms 50 --rate-429 0.05
+    """
+    from pipeline.sandbox import Faults, SandboxConfig, SandboxServer, World
+
+    faults = Faults(**knobs)
+    config = SandboxConfig.from_env(seed=seed, scale=scale, faults=faults)
+    if truth:
+        click.echo(json.dumps(World(seed=seed, scale=scale, faults=faults).truth(), ensure_ascii=False))
+        return
+    server = SandboxServer(config, host=host, port=port)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("the sandbox listens on %s, not only on loopback: anyone who can reach it can use it", host)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    server.start()
+    click.echo(f"sandbox listening on {server.url} (project {config.project_id}); Ctrl-C stops it")
+    sys.stdout.flush()
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+@cli.command("demo")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=Path("data/demo"),
+    show_default=True,
+    help="Where the demo lands its data.",
+)
+@click.option("--seed", default=0, type=int, show_default=True, help="Seed of the sandbox world.")
+@click.option("--scale", default=1.0, type=float, show_default=True, help="Size of the sandbox world.")
+@click.option("--concurrency", default=8, type=int, show_default=True, help="Requests in flight at once.")
+@click.pass_obj
+def demo_cmd(state: State, data_dir: Path, seed: int, scale: float, concurrency: int) -> None:
+    """Start the sandbox API on a free loopback port and run the pipeline against it. No credentials needed.
+
+    \b
+    Example:
+      swr-etl demo --scale 2
+    """
+    from pipeline.sandbox import SandboxConfig, SandboxServer
+
+    config = SandboxConfig(seed=seed, scale=scale)
+    with SandboxServer(config) as server:
+        settings = Settings(
+            endpoint=server.url,
+            project_id=config.project_id,
+            credentials=Credentials("token", token=config.token),
+            data_dir=data_dir,
+            concurrency=concurrency,
+        )
+        log.info("sandbox on %s", server.url)
+        _run_extract(state, settings)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``swr-etl`` and ``python -m pipeline``."""
+    verbose = any(
+        a in ("-v", "--verbose") or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in argv or sys.argv[1:]
+    )
+    try:
+        code = cli.main(args=argv, prog_name="swr-etl", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("error: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except SwrEtlError as exc:
+        _fail(exc, verbose)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(exc: SwrEtlError, verbose: bool) -> None:
+    redact = RedactSecrets(_env_secrets(os.environ)).redact
+    if verbose:
+        click.echo(redact("".join(traceback.format_exception(exc))), err=True)
+    message = f"error: {exc}"
+    if exc.hint:
+        message += f" ({exc.hint})"
+    click.echo(redact(message), err=True)
+    sys.exit(exc.exit_code)

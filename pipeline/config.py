@@ -1,0 +1,254 @@
+"""Settings and credentials: resolved once, frozen, passed down. Nothing here touches the network.
+
+A setting comes from the command-line flag, else the environment, else the TOML config file, else the
+default. Secrets come only from the environment, never from a flag or the config file, and no secret
+ever appears in a ``repr``. Every problem found is reported at once, in one :class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pipeline.errors import ConfigError
+
+DEFAULT_CONCURRENCY = 8
+MAX_CONCURRENCY = 64
+SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+SECRET_ENV = ("SWR_AUTH_TOKEN", "CLOUD_SDK_AK", "CLOUD_SDK_SK", "CLOUD_SDK_SECURITY_TOKEN", "SWR_IAM_PASSWORD")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """How requests are authenticated. Built from the environment only; ``repr`` shows no secret."""
+
+    kind: Literal["token", "aksk", "iam"]
+    token: str | None = field(default=None, repr=False)
+    ak: str | None = field(default=None, repr=False)
+    sk: str | None = field(default=None, repr=False)
+    security_token: str | None = field(default=None, repr=False)
+    iam_username: str | None = None
+    iam_password: str | None = field(default=None, repr=False)
+    iam_domain: str | None = None
+    iam_endpoint: str | None = None
+
+    def secrets(self) -> list[str]:
+        """Every secret value held, for redaction."""
+        values = (self.token, self.ak, self.sk, self.security_token, self.iam_password)
+        return [v for v in values if v]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], endpoint: str | None = None) -> Credentials:
+        """Token wins, then AK/SK, then IAM user and password. Raises :class:`ConfigError` when none is set."""
+        env = {k: v.strip() for k, v in environ.items() if v and v.strip()}
+        if "SWR_AUTH_TOKEN" in env:
+            return cls("token", token=env["SWR_AUTH_TOKEN"])
+        if "CLOUD_SDK_AK" in env or "CLOUD_SDK_SK" in env:
+            if not ("CLOUD_SDK_AK" in env and "CLOUD_SDK_SK" in env):
+                raise ConfigError("CLOUD_SDK_AK and CLOUD_SDK_SK must be set together")
+            return cls(
+                "aksk",
+                ak=env["CLOUD_SDK_AK"],
+                sk=env["CLOUD_SDK_SK"],
+                security_token=env.get("CLOUD_SDK_SECURITY_TOKEN"),
+            )
+        iam = [k for k in ("SWR_IAM_USERNAME", "SWR_IAM_PASSWORD", "SWR_IAM_DOMAIN") if k in env]
+        if iam:
+            missing = sorted({"SWR_IAM_USERNAME", "SWR_IAM_PASSWORD", "SWR_IAM_DOMAIN"} - set(iam))
+            if missing:
+                raise ConfigError(f"IAM password login also needs {', '.join(missing)}")
+            iam_endpoint = env.get("SWR_IAM_ENDPOINT") or _iam_endpoint_for(endpoint)
+            if not iam_endpoint:
+                raise ConfigError("set SWR_IAM_ENDPOINT: it cannot be derived from the SWR endpoint")
+            return cls(
+                "iam",
+                iam_username=env["SWR_IAM_USERNAME"],
+                iam_password=env["SWR_IAM_PASSWORD"],
+                iam_domain=env["SWR_IAM_DOMAIN"],
+                iam_endpoint=iam_endpoint.rstrip("/"),
+            )
+        raise ConfigError(
+            "no credentials: set SWR_AUTH_TOKEN, or CLOUD_SDK_AK and CLOUD_SDK_SK, "
+            "or SWR_IAM_USERNAME, SWR_IAM_PASSWORD and SWR_IAM_DOMAIN"
+        )
+
+
+def _iam_endpoint_for(endpoint: str | None) -> str | None:
+    """``https://swr-api.cn-north-4.myhuaweicloud.com`` -> ``https://iam.cn-north-4.myhuaweicloud.com``."""
+    if not endpoint:
+        return None
+    parts = urlsplit(endpoint)
+    host = parts.hostname or ""
+    match = re.fullmatch(r"swr-api\.([a-z0-9-]+)\.(myhuaweicloud\.[a-z.]+)", host)
+    if not match:
+        return None
+    return f"{parts.scheme}://iam.{match.group(1)}.{match.group(2)}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a run needs, resolved and validated. Secrets live in ``credentials`` only."""
+
+    endpoint: str
+    project_id: str
+    credentials: Credentials
+    data_dir: Path = Path("data")
+    instance_ids: tuple[str, ...] = ()
+    policy_ids: tuple[int, ...] = ()
+    execution_ids: tuple[int, ...] = ()
+    concurrency: int = DEFAULT_CONCURRENCY
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    max_attempts: int = 6
+    strict: bool = False
+
+
+# name -> (flag, environment variable, kind). Kinds: str, int, float, ids (str list), ints, path, bool.
+FIELDS: dict[str, tuple[str, str | None, str]] = {
+    "endpoint": ("--endpoint", "SWR_ENDPOINT", "str"),
+    "project_id": ("--project-id", "SWR_PROJECT_ID", "str"),
+    "instance_ids": ("--instance-id", "SWR_INSTANCE_ID", "ids"),
+    "policy_ids": ("--policy-id", None, "ints"),
+    "execution_ids": ("--execution-id", None, "ints"),
+    "data_dir": ("--data-dir", "SWR_ETL_DATA_DIR", "path"),
+    "concurrency": ("--concurrency", "SWR_ETL_CONCURRENCY", "int"),
+    "connect_timeout": ("--connect-timeout", "SWR_ETL_CONNECT_TIMEOUT", "float"),
+    "read_timeout": ("--read-timeout", "SWR_ETL_READ_TIMEOUT", "float"),
+    "max_attempts": ("--max-attempts", "SWR_ETL_MAX_ATTEMPTS", "int"),
+    "strict": ("--strict", None, "bool"),
+}
+# Config-file keys also accepted with dashes, as the flags spell them.
+FILE_ALIASES = {"instance_id": "instance_ids", "policy_id": "policy_ids", "execution_id": "execution_ids"}
+
+
+def load_config_file(path: Path | None) -> dict[str, Any]:
+    """Read the TOML config file (flat keys, or under a ``[swr-etl]`` table). ``None`` gives ``{}``."""
+    if path is None:
+        return {}
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} does not exist") from exc
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"config file {path} could not be read: {exc}") from exc
+    table = data.get("swr-etl", data)
+    if not isinstance(table, dict):
+        raise ConfigError(f"config file {path}: [swr-etl] must be a table")
+    return {str(k).replace("-", "_"): v for k, v in table.items()}
+
+
+def resolve_settings(
+    flags: Mapping[str, Any],
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+    *,
+    need_api: bool = True,
+) -> Settings:
+    """Merge flag > environment > config file > default, validate, and return frozen :class:`Settings`.
+
+    ``flags`` holds the command-line values, ``None`` (or an empty tuple) where the flag was not given.
+    All problems are collected and raised together.
+    """
+    environ = os.environ if environ is None else environ
+    file_values = load_config_file(config_file)
+    problems: list[str] = []
+    for key in list(file_values):
+        if key.upper() in SECRET_ENV or key in {"token", "ak", "sk", "password", "iam_password"}:
+            problems.append(f"config file: '{key}' is a secret; set it in the environment instead")
+            del file_values[key]
+        elif key in FILE_ALIASES:
+            file_values[FILE_ALIASES[key]] = file_values.pop(key)
+    for key in sorted(set(file_values) - set(FIELDS)):
+        problems.append(f"config file: unknown key '{key}'")
+
+    values: dict[str, Any] = {}
+    for name, (flag, env_name, kind) in FIELDS.items():
+        raw: Any = flags.get(name)
+        source = flag
+        if raw in (None, ()) and env_name and environ.get(env_name, "").strip():
+            raw, source = environ[env_name], env_name
+        if raw in (None, ()) and name in file_values:
+            raw, source = file_values[name], f"config file key '{name}'"
+        if raw in (None, ()):
+            continue
+        try:
+            values[name] = _convert(raw, kind)
+        except (TypeError, ValueError) as exc:
+            problems.append(f"{source}: {exc}")
+
+    endpoint = values.get("endpoint")
+    if need_api:
+        if not endpoint:
+            problems.append("no endpoint: give --endpoint or set SWR_ENDPOINT")
+        elif urlsplit(endpoint).scheme not in ("http", "https") or not urlsplit(endpoint).netloc:
+            problems.append(f"endpoint {endpoint!r} is not an http(s) URL")
+        if not values.get("project_id"):
+            problems.append("no project id: give --project-id or set SWR_PROJECT_ID")
+    for name in ("project_id",):
+        if values.get(name) and not SAFE_ID.match(values[name]):
+            problems.append(f"{name} {values[name]!r} has characters that are not allowed")
+    for iid in values.get("instance_ids", ()):
+        if not SAFE_ID.match(iid):
+            problems.append(f"instance id {iid!r} has characters that are not allowed")
+    concurrency = values.get("concurrency", DEFAULT_CONCURRENCY)
+    if not 1 <= concurrency <= MAX_CONCURRENCY:
+        problems.append(f"concurrency must be from 1 to {MAX_CONCURRENCY}, got {concurrency}")
+    for name in ("connect_timeout", "read_timeout"):
+        if name in values and values[name] <= 0:
+            problems.append(f"{name} must be positive")
+    if "max_attempts" in values and not 1 <= values["max_attempts"] <= 20:
+        problems.append("max_attempts must be from 1 to 20")
+
+    credentials: Credentials | None = None
+    if need_api:
+        try:
+            credentials = Credentials.from_env(environ, endpoint)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return Settings(
+        endpoint=(endpoint or "").rstrip("/"),
+        project_id=values.get("project_id", ""),
+        credentials=credentials or Credentials("token"),
+        **{k: v for k, v in values.items() if k not in ("endpoint", "project_id")},
+    )
+
+
+def _convert(raw: Any, kind: str) -> Any:
+    if kind == "str":
+        return str(raw).strip()
+    if kind == "path":
+        return Path(str(raw)).expanduser()
+    if kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"expected true or false, got {raw!r}")
+    if kind in ("int", "float"):
+        if isinstance(raw, bool):
+            raise ValueError(f"expected a number, got {raw!r}")
+        try:
+            return int(raw) if kind == "int" else float(raw)
+        except (TypeError, ValueError):
+            raise ValueError(f"expected {'an integer' if kind == 'int' else 'a number'}, got {raw!r}") from None
+    items = raw.split(",") if isinstance(raw, str) else list(raw)
+    cleaned = [str(i).strip() for i in items if str(i).strip()]
+    if kind == "ids":
+        return tuple(dict.fromkeys(cleaned))
+    try:
+        return tuple(dict.fromkeys(int(i) for i in cleaned))
+    except ValueError:
+        raise ValueError(f"expected integers, got {raw!r}") from None

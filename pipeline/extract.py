@@ -1,0 +1,407 @@
+"""Extract: every task of every execution of every instance in scope, landed raw on disk.
+
+1. List the instances (or take the ones given), then per instance its policies and its executions (all, or
+   those of the given policies), landing every page.
+2. Page the tasks of every execution in scope with limit 100. Pages of one execution and of different
+   executions are fetched in parallel, ``concurrency`` requests in flight at most (the client lowers that
+   bound while the server answers 429). Earlier executions are served first, so each finishes soon and
+   memory stays bounded by the executions in flight, not by the run.
+3. Each page is landed as it arrives; when an execution's last page is in, its manifest is written and the
+   fetch counts as complete. An execution the service no longer knows (404) is skipped with a warning.
+
+Nothing here parses the embedded resources: that is the transform's job.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from pipeline.client import ApiResponse, SwrClient
+from pipeline.config import Settings
+from pipeline.errors import ApiError, AuthError, BadResponseError, SwrEtlError
+from pipeline.landing import FetchWriter, Landing, PageRecord, new_run_id
+from pipeline.paging import MAX_LIMIT, OffsetPaginator, iterate_pages
+
+log = logging.getLogger(__name__)
+
+
+class Progress(Protocol):
+    """What extract reports while it works (the CLI draws it on a terminal)."""
+
+    def executions_found(self, n: int) -> None: ...
+    def tasks_expected(self, n: int) -> None: ...
+    def page_landed(self, rows: int) -> None: ...
+    def execution_done(self) -> None: ...
+
+
+class NoProgress:
+    def executions_found(self, n: int) -> None:
+        pass
+
+    def tasks_expected(self, n: int) -> None:
+        pass
+
+    def page_landed(self, rows: int) -> None:
+        pass
+
+    def execution_done(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class ExecutionRef:
+    instance_id: str
+    execution_id: int
+    record: dict[str, Any]
+
+
+@dataclass
+class ExtractSummary:
+    """What one extract did; written to ``raw/runs/<run_id>.json`` and printed as the summary line."""
+
+    run_id: str
+    instances: int = 0
+    policies: int = 0
+    executions: int = 0
+    executions_complete: int = 0
+    executions_gone: int = 0
+    executions_failed: int = 0
+    pages: int = 0
+    tasks: int = 0
+    duplicate_tasks: int = 0
+    shortfall_tasks: int = 0
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+    lowest_concurrency: int = 0
+    elapsed_s: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        parts = [
+            f"extract: {self.executions} executions in {self.instances} instances ({self.executions_complete} complete",
+        ]
+        if self.executions_gone:
+            parts.append(f", {self.executions_gone} gone")
+        if self.executions_failed:
+            parts.append(f", {self.executions_failed} FAILED")
+        parts.append(
+            f"), {self.pages} pages, {self.tasks} tasks, {self.requests} requests "
+            f"({self.retries} retries, {self.throttled} throttled) in {self.elapsed_s:.1f} s"
+        )
+        return "".join(parts)
+
+
+@dataclass
+class _Job:
+    """The task listing of one execution, while it is being fetched."""
+
+    ref: ExecutionRef
+    paginator: OffsetPaginator
+    writer: FetchWriter
+    seen: set[Any] = field(default_factory=set)
+    duplicates: int = 0
+    in_flight: int = 0
+    gone: bool = False
+    error: SwrEtlError | None = None
+
+    @property
+    def stopped(self) -> bool:
+        return self.gone or self.error is not None
+
+    @property
+    def finished(self) -> bool:
+        return self.in_flight == 0 and (self.stopped or self.paginator.done)
+
+
+class ExtractFailed(SwrEtlError):
+    """Some executions could not be fetched; the others were landed. ``cause`` is the first failure."""
+
+    def __init__(self, summary: ExtractSummary, cause: SwrEtlError) -> None:
+        self.summary = summary
+        self.cause = cause
+        self.hint = cause.hint
+        super().__init__(f"{summary.executions_failed} executions could not be fetched; first: {cause}")
+
+
+class Extractor:
+    def __init__(
+        self,
+        settings: Settings,
+        client: SwrClient,
+        *,
+        run_id: str | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.landing = Landing(settings.data_dir)
+        self.run_id = run_id or new_run_id()
+        self.progress = progress or NoProgress()
+        self.summary = ExtractSummary(run_id=self.run_id)
+        self._errors: list[SwrEtlError] = []
+
+    # -- listings ----------------------------------------------------------------------------------
+    def _land_listing(self, kind: str, key: str, path: str, extra: dict[str, Any], **keys: str | int) -> list[Any]:
+        """Page a small listing one request at a time, land each page, return the rows (de-duplicated by id)."""
+        writer = self.landing.fetch(kind, self.run_id, **keys)
+        rows: dict[Any, Any] = {}
+
+        def fetch(offset: int, limit: int) -> tuple[list[Any], int]:
+            params = {**extra, "offset": offset, "limit": limit}
+            response = self.client.get(path, params)
+            page_rows, total = _rows_and_total(response, key)
+            writer.add(_land(writer, response, params, offset, limit, len(page_rows), total))
+            return page_rows, total
+
+        for page in iterate_pages(fetch, MAX_LIMIT):
+            for row in page.rows:
+                rows.setdefault(row.get("id") if isinstance(row, dict) else repr(row), row)
+        writer.complete(rows=len(rows), filters=extra)
+        return list(rows.values())
+
+    def list_instances(self) -> list[str]:
+        instances = self._land_listing("instances", "instances", self.client.path("instances"), {})
+        listed = [str(i["id"]) for i in instances if isinstance(i, dict) and i.get("id")]
+        wanted = self.settings.instance_ids or tuple(listed)
+        for iid in wanted:
+            if iid not in listed:
+                log.warning("instance %s is not listed by project %s; trying it anyway", iid, self.settings.project_id)
+        return list(wanted)
+
+    def list_executions(self, instance_id: str) -> list[ExecutionRef]:
+        policies = self._land_listing(
+            "policies",
+            "policies",
+            self.client.path("instances", instance_id, "replication", "policies"),
+            {},
+            instance_id=instance_id,
+        )
+        self.summary.policies += len(policies)
+        path = self.client.path("instances", instance_id, "replication", "executions")
+        filters: list[dict[str, Any]] = [{"policy_id": p} for p in self.settings.policy_ids] or [{}]
+        records: dict[int, dict[str, Any]] = {}
+        for extra in filters:
+            for record in self._land_listing(
+                "executions", "executions", path, extra, instance_id=instance_id, **_filter_key(extra)
+            ):
+                if isinstance(record, dict) and isinstance(record.get("id"), int):
+                    records.setdefault(record["id"], record)
+        wanted = self.settings.execution_ids
+        for eid in wanted:
+            if eid not in records:
+                log.warning(
+                    "execution %d is not listed by instance %s (the service forgets old ones)", eid, instance_id
+                )
+        return [
+            ExecutionRef(instance_id, eid, rec) for eid, rec in sorted(records.items()) if not wanted or eid in wanted
+        ]
+
+    # -- tasks -------------------------------------------------------------------------------------
+    def _open(self, ref: ExecutionRef) -> _Job:
+        writer = self.landing.fetch("tasks", self.run_id, instance_id=ref.instance_id, execution_id=ref.execution_id)
+        return _Job(ref, OffsetPaginator(MAX_LIMIT), writer)
+
+    def _fetch_page(self, job: _Job, offset: int) -> tuple[PageRecord, list[Any], int]:
+        ref = job.ref
+        path = self.client.path("instances", ref.instance_id, "replication", "executions", ref.execution_id, "tasks")
+        params = {"offset": offset, "limit": MAX_LIMIT}
+        response = self.client.get(path, params)
+        tasks, total = _rows_and_total(response, "tasks")
+        record = _land(job.writer, response, params, offset, MAX_LIMIT, len(tasks), total)
+        ids = [t.get("id") if isinstance(t, dict) else None for t in tasks]
+        return record, ids, total
+
+    def fetch_tasks(self, refs: list[ExecutionRef]) -> None:
+        """Page every execution's tasks, ``concurrency`` requests in flight, earliest executions first."""
+        pending = deque(refs)
+        active: list[_Job] = []
+        in_flight: dict[Future[tuple[PageRecord, list[Any], int]], tuple[_Job, int]] = {}
+        slots = self.settings.concurrency
+        with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="swr-page") as pool:
+
+            def submit(job: _Job, free: int) -> int:
+                if job.stopped:
+                    return 0
+                offsets = job.paginator.take(free)
+                for offset in offsets:
+                    in_flight[pool.submit(self._fetch_page, job, offset)] = (job, offset)
+                    job.in_flight += 1
+                return len(offsets)
+
+            try:
+                while True:
+                    free = slots - len(in_flight)
+                    for job in active:
+                        if free <= 0:
+                            break
+                        free -= submit(job, free)
+                    while free > 0 and pending:
+                        job = self._open(pending.popleft())
+                        active.append(job)
+                        free -= submit(job, free)
+                    if not in_flight:
+                        break
+                    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        job, offset = in_flight.pop(future)
+                        job.in_flight -= 1
+                        self._settle(job, offset, future)
+                        if job.finished:
+                            self._finish(job)
+                            active.remove(job)
+            except BaseException:
+                for future in in_flight:
+                    future.cancel()
+                raise
+
+    def _settle(self, job: _Job, offset: int, future: Future[tuple[PageRecord, list[Any], int]]) -> None:
+        ref = job.ref
+        try:
+            record, ids, total = future.result()
+        except AuthError:
+            raise
+        except ApiError as exc:
+            if exc.status == 404:
+                if not job.gone:
+                    log.warning(
+                        "execution %d of instance %s is gone (HTTP 404): skipped", ref.execution_id, ref.instance_id
+                    )
+                job.gone = True
+            else:
+                job.error = job.error or exc
+            return
+        except SwrEtlError as exc:
+            job.error = job.error or exc
+            return
+        before = job.paginator.total
+        job.paginator.record(offset, len(ids), total)
+        job.writer.add(record)
+        for task_id in ids:
+            if task_id in job.seen:
+                job.duplicates += 1
+            else:
+                job.seen.add(task_id)
+        self.summary.pages += 1
+        self.progress.tasks_expected(job.paginator.total - before)
+        self.progress.page_landed(len(ids))
+        log.debug(
+            "landed tasks of execution %d (instance %s) offset %d: %d rows of %d",
+            ref.execution_id,
+            ref.instance_id,
+            offset,
+            len(ids),
+            total,
+        )
+
+    def _finish(self, job: _Job) -> None:
+        ref = job.ref
+        self.progress.execution_done()
+        if job.gone:
+            self.summary.executions_gone += 1
+            return
+        if job.error is not None:
+            self.summary.executions_failed += 1
+            self.summary.errors.append(str(job.error))
+            self._errors.append(job.error)
+            log.error("execution %d of instance %s failed: %s", ref.execution_id, ref.instance_id, job.error)
+            return
+        shortfall = job.paginator.shortfall
+        if shortfall:
+            log.warning(
+                "execution %d of instance %s: total grew to %d after its last page; %d tasks are for the next run",
+                ref.execution_id,
+                ref.instance_id,
+                job.paginator.total,
+                shortfall,
+            )
+        job.writer.complete(
+            execution=ref.record,
+            tasks=len(job.seen),
+            duplicates=job.duplicates,
+            total_reported=job.paginator.total,
+            shortfall=shortfall,
+        )
+        self.summary.executions_complete += 1
+        self.summary.tasks += len(job.seen)
+        self.summary.duplicate_tasks += job.duplicates
+        self.summary.shortfall_tasks += shortfall
+        log.info(
+            "execution %d of instance %s: %d tasks in %d pages",
+            ref.execution_id,
+            ref.instance_id,
+            len(job.seen),
+            len(job.writer.pages),
+        )
+
+    # -- the whole stage ---------------------------------------------------------------------------
+    def run(self) -> ExtractSummary:
+        started = time.monotonic()
+        summary = self.summary
+        try:
+            instances = self.list_instances()
+            summary.instances = len(instances)
+            refs: list[ExecutionRef] = []
+            for iid in instances:
+                refs.extend(self.list_executions(iid))
+            summary.executions = len(refs)
+            self.progress.executions_found(len(refs))
+            self.fetch_tasks(refs)
+        finally:
+            stats = self.client.stats.as_dict()
+            summary.requests = stats["requests"]
+            summary.retries = stats["retries"]
+            summary.throttled = stats["throttled"]
+            summary.lowest_concurrency = self.client.limiter.lowest
+            summary.elapsed_s = round(time.monotonic() - started, 3)
+            self.landing.write_run(self.run_id, {"stage": "extract", **asdict(summary)})
+        if self._errors:
+            raise ExtractFailed(summary, self._errors[0])
+        return summary
+
+
+def _filter_key(extra: dict[str, Any]) -> dict[str, str | int]:
+    """A listing fetched with a policy filter lands in its own folder, so filtered fetches never mix."""
+    return {"policy_id": extra["policy_id"]} if "policy_id" in extra else {}
+
+
+def _rows_and_total(response: ApiResponse, key: str) -> tuple[list[Any], int]:
+    rows = response.data.get(key)
+    total = response.data.get("total")
+    if rows is None:
+        rows = []
+    if not isinstance(rows, list) or not isinstance(total, int) or isinstance(total, bool) or total < 0:
+        raise BadResponseError(
+            f"GET {response.path} offset {response.params.get('offset')}: expected '{key}' (a list) and 'total' "
+            f"(an integer), got {type(rows).__name__} and {type(total).__name__} (request id {response.request_id})",
+            path=response.path,
+        )
+    return rows, total
+
+
+def _land(
+    writer: FetchWriter, response: ApiResponse, params: dict[str, Any], offset: int, limit: int, rows: int, total: int
+) -> PageRecord:
+    return writer.write_page(
+        body=response.body,
+        path=response.path,
+        params=params,
+        offset=offset,
+        limit=limit,
+        status=response.status,
+        request_id=response.request_id,
+        fetched_at=response.fetched_at,
+        rows=rows,
+        total=total,
+    )
+
+
+def extract(settings: Settings, *, progress: Progress | None = None, run_id: str | None = None) -> ExtractSummary:
+    """Run the extract stage with a client of its own."""
+    with SwrClient(settings) as client:
+        return Extractor(settings, client, run_id=run_id, progress=progress).run()

@@ -1,0 +1,238 @@
+"""The raw landing: API pages exactly as received, gzip-compressed, plus manifests to replay them.
+
+Extract writes here and transform reads here; neither looks inside the other. Layout under ``DATA_DIR/raw``::
+
+    instances/run_id=R/page-000000000.json.gz
+    policies/instance_id=I/run_id=R/page-000000000.json.gz
+    executions/instance_id=I/run_id=R/page-000000000.json.gz
+    tasks/instance_id=I/execution_id=E/run_id=R/page-000000100.json.gz
+    <every run_id=R folder>/_manifest.json       written last: the fetch is complete
+    runs/R.json                                  the run's summary
+
+A page file holds the response body byte for byte (gzip, no file name or time in the header, so the same
+body always gives the same file), with one exception: Harbor's ``registry`` object inside an embedded
+resource may carry the remote registry's ``credential`` (``access_key``, ``access_secret``). Those values are
+masked before anything is written (:func:`scrub_credentials`), and the manifest counts what was masked.
+The manifest lists every page with what is needed to replay or check it: path, query, offset, limit, HTTP
+status, request id, time fetched, rows, total, byte count and SHA-256 of the body as stored.
+A folder without ``_manifest.json`` is a fetch that did not finish: readers skip it.
+
+Every file is written to a temporary name in its folder and renamed into place, so a crash never leaves a
+half-written file under a name a reader would open. ``run_id`` sorts by time, so the newest complete fetch
+of an execution is the last one in name order.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import re
+import secrets
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import LandingError
+
+MANIFEST = "_manifest.json"
+MASK = "***"
+CREDENTIAL_KEYS = frozenset({"access_key", "access_secret"})
+# the same keys in text that is not JSON: `"access_secret":"x"`, or inside a string `\"access_secret\":\"x\"`
+_CREDENTIAL_TEXT = re.compile(r'(\\*"(?:access_key|access_secret)\\*"\s*:\s*\\*")((?:[^"\\]|\\[^"])*)')
+FORMAT_VERSION = 1
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """A run id that sorts by time: ``20261129T021500123Z-1a2b3c``."""
+    now = now or datetime.now(UTC)
+    return now.strftime("%Y%m%dT%H%M%S") + f"{now.microsecond // 1000:03d}Z-" + secrets.token_hex(3)
+
+
+def atomic_write(path: Path, data: bytes, *, fsync: bool = False) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename: readers see all of it or nothing."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise LandingError(f"could not write {path}: {exc.strerror or exc}", path=str(path)) from exc
+
+
+def scrub_credentials(body: bytes) -> tuple[bytes, int]:
+    """Mask registry credentials anywhere in a page, including inside embedded resource strings.
+
+    Returns the body (unchanged, byte for byte, when there is nothing to mask) and how many values were masked.
+    """
+    if b"access_key" not in body and b"access_secret" not in body:
+        return body, 0
+    try:
+        page = json.loads(body)
+    except ValueError:
+        text, n = _CREDENTIAL_TEXT.subn(rf"\g<1>{MASK}", body.decode("utf-8", "replace"))
+        return text.encode(), n
+    count = [0]
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            out = {}
+            for key, item in value.items():
+                if key in CREDENTIAL_KEYS and item not in (None, ""):
+                    count[0] += 1
+                    out[key] = MASK
+                else:
+                    out[key] = walk(item)
+            return out
+        if isinstance(value, list):
+            return [walk(item) for item in value]
+        if isinstance(value, str) and ("access_key" in value or "access_secret" in value):
+            try:
+                inner = json.loads(value)
+            except ValueError:
+                text, n = _CREDENTIAL_TEXT.subn(rf"\g<1>{MASK}", value)
+                count[0] += n
+                return text
+            return json.dumps(walk(inner), ensure_ascii=False, separators=(",", ":"))
+        return value
+
+    scrubbed = walk(page)
+    return json.dumps(scrubbed, ensure_ascii=False, separators=(",", ":")).encode(), count[0]
+
+
+def _segment(key: str, value: str | int) -> str:
+    text = str(value)
+    if not text or text in (".", "..") or "/" in text or "\\" in text or "\x00" in text:
+        raise LandingError(f"{key} {text!r} cannot be used in a path")
+    return f"{key}={text}"
+
+
+@dataclass(frozen=True)
+class PageRecord:
+    """One landed page, as listed in its fetch's manifest."""
+
+    file: str
+    path: str
+    params: dict[str, Any]
+    offset: int
+    limit: int
+    status: int
+    request_id: str | None
+    fetched_at: str
+    rows: int
+    total: int | None
+    bytes: int
+    sha256: str
+    scrubbed: int = 0
+
+
+class FetchWriter:
+    """Lands the pages of one fetch (one listing: instances, policies, executions, or one execution's tasks)."""
+
+    def __init__(self, folder: Path, meta: dict[str, Any]) -> None:
+        self.folder = folder
+        self.meta = meta
+        self.pages: list[PageRecord] = []
+
+    def write_page(
+        self,
+        *,
+        body: bytes,
+        path: str,
+        params: dict[str, Any],
+        offset: int,
+        limit: int,
+        status: int,
+        request_id: str | None,
+        fetched_at: str,
+        rows: int,
+        total: int | None,
+    ) -> PageRecord:
+        """Land one body (credentials masked). Safe to call from several threads for different offsets."""
+        body, scrubbed = scrub_credentials(body)
+        name = f"page-{offset:09d}.json.gz"
+        atomic_write(self.folder / name, gzip.compress(body, compresslevel=6, mtime=0))
+        return PageRecord(
+            file=name,
+            path=path,
+            params=params,
+            offset=offset,
+            limit=limit,
+            status=status,
+            request_id=request_id,
+            fetched_at=fetched_at,
+            rows=rows,
+            total=total,
+            bytes=len(body),
+            sha256=hashlib.sha256(body).hexdigest(),
+            scrubbed=scrubbed,
+        )
+
+    def add(self, record: PageRecord) -> None:
+        self.pages.append(record)
+
+    def complete(self, **summary: Any) -> Path:
+        """Write the manifest: from now on readers take this fetch."""
+        manifest = {
+            "format": FORMAT_VERSION,
+            **self.meta,
+            **summary,
+            "completed_at": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "pages": [asdict(p) for p in sorted(self.pages, key=lambda p: p.offset)],
+        }
+        path = self.folder / MANIFEST
+        atomic_write(path, json.dumps(manifest, indent=1, ensure_ascii=False).encode(), fsync=True)
+        return path
+
+
+class Landing:
+    """The ``raw/`` folder of a data directory."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.root = Path(data_dir) / "raw"
+
+    def fetch(self, kind: str, run_id: str, **keys: str | int) -> FetchWriter:
+        """A writer for one fetch; ``keys`` (instance_id, execution_id) become hive-style folders."""
+        folder = self.root / kind
+        for key, value in keys.items():
+            folder /= _segment(key, value)
+        folder /= _segment("run_id", run_id)
+        return FetchWriter(folder, {"kind": kind, "run_id": run_id, **keys})
+
+    def write_run(self, run_id: str, summary: dict[str, Any]) -> Path:
+        path = self.root / "runs" / f"{run_id}.json"
+        atomic_write(path, json.dumps(summary, indent=1, ensure_ascii=False).encode(), fsync=True)
+        return path
+
+    def manifests(self, kind: str) -> Iterator[dict[str, Any]]:
+        """Every complete fetch of ``kind``, oldest first within each key (folder name order)."""
+        base = self.root / kind
+        if not base.exists():
+            return
+        for path in sorted(base.rglob(MANIFEST)):
+            try:
+                manifest = json.loads(path.read_bytes())
+            except (OSError, ValueError) as exc:
+                raise LandingError(f"unreadable manifest {path}: {exc}", path=str(path)) from exc
+            manifest["folder"] = str(path.parent)
+            yield manifest
+
+    @staticmethod
+    def read_page(folder: str | Path, page: dict[str, Any]) -> bytes:
+        """The body of one landed page, checked against its manifest entry."""
+        path = Path(folder) / page["file"]
+        try:
+            body = gzip.decompress(path.read_bytes())
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            raise LandingError(f"unreadable page {path}: {exc}", path=str(path)) from exc
+        if len(body) != page["bytes"] or hashlib.sha256(body).hexdigest() != page["sha256"]:
+            raise LandingError(f"page {path} does not match its manifest", path=str(path))
+        return body

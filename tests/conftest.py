@@ -1,0 +1,85 @@
+"""Shared helpers: run the real CLI in a subprocess, read back what it landed."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.landing import Landing
+from pipeline.sandbox import SandboxConfig, SandboxServer
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED_FILE = ROOT.parent / "shared" / "seeds" / "000_beefd26005b3a4c0.txt"
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """A minimal environment: nothing of the developer's (credentials, config) leaks into a test run."""
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def run_cli(args: list[str], env: Mapping[str, str], timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline", *args],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        check=False,
+    )
+
+
+def sandbox_env(server: SandboxServer, data_dir: Path, **extra: str) -> dict[str, str]:
+    config = server.config
+    base = {
+        "SWR_ENDPOINT": server.url,
+        "SWR_PROJECT_ID": config.project_id,
+        "SWR_ETL_DATA_DIR": str(data_dir),
+        "SWR_AUTH_TOKEN": config.token,
+    }
+    base.update(extra)
+    return clean_env(**{k: v for k, v in base.items() if v})
+
+
+def landed_tasks(data_dir: Path) -> dict[tuple[str, int], list[dict[str, Any]]]:
+    """Every task row of every complete fetch, newest fetch per execution, in page order."""
+    landing = Landing(data_dir)
+    newest: dict[tuple[str, int], dict[str, Any]] = {}
+    for manifest in landing.manifests("tasks"):
+        newest[(manifest["instance_id"], manifest["execution_id"])] = manifest
+    out: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for key, manifest in newest.items():
+        rows: list[dict[str, Any]] = []
+        for page in manifest["pages"]:
+            rows.extend(json.loads(Landing.read_page(manifest["folder"], page))["tasks"])
+        out[key] = rows
+    return out
+
+
+def all_landed_text(data_dir: Path) -> str:
+    """Everything under the data directory as text, gzip files decompressed: for secret searches."""
+    chunks = []
+    for path in sorted(data_dir.rglob("*")):
+        if path.is_file():
+            raw = path.read_bytes()
+            if path.suffix == ".gz":
+                raw = gzip.decompress(raw)
+            chunks.append(raw.decode("utf-8", "replace"))
+    return "\n".join(chunks)
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxServer]:
+    with SandboxServer(SandboxConfig(seed=7, scale=0.5)) as server:
+        yield server

@@ -1,0 +1,107 @@
+"""Settings: precedence, validation, credentials, and secrets kept out of reprs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import Credentials, resolve_settings
+from pipeline.errors import ConfigError
+
+BASE_ENV = {"SWR_ENDPOINT": "https://swr-api.cn-north-4.myhuaweicloud.com", "SWR_PROJECT_ID": "p1"}
+
+
+def test_flag_beats_environment_beats_file_beats_default(tmp_path: Path) -> None:
+    config = tmp_path / "swr.toml"
+    config.write_text('concurrency = 3\nread-timeout = 7.5\ndata-dir = "/from/file"\ninstance-id = ["a", "b"]\n')
+    env = {**BASE_ENV, "SWR_AUTH_TOKEN": "tok-123456", "SWR_ETL_CONCURRENCY": "5"}
+    s = resolve_settings({"concurrency": None, "data_dir": Path("/from/flag")}, env, config)
+    assert s.concurrency == 5  # environment over file
+    assert s.data_dir == Path("/from/flag")  # flag over everything
+    assert s.read_timeout == 7.5  # file over default
+    assert s.instance_ids == ("a", "b")
+    assert s.connect_timeout == 10.0  # default
+    s = resolve_settings({"concurrency": 2}, env, config)
+    assert s.concurrency == 2
+
+
+def test_instance_ids_from_environment_are_comma_separated() -> None:
+    env = {**BASE_ENV, "SWR_AUTH_TOKEN": "tok-123456", "SWR_INSTANCE_ID": " i-1, i-2 ,,i-1"}
+    assert resolve_settings({}, env).instance_ids == ("i-1", "i-2")
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    config = tmp_path / "swr.toml"
+    config.write_text('concurrency = "many"\nsk = "nope"\ncolour = "blue"\n')
+    with pytest.raises(ConfigError) as info:
+        resolve_settings({"instance_ids": ("../etc",)}, {}, config)
+    message = str(info.value)
+    for fragment in (
+        "config file: 'sk' is a secret; set it in the environment instead",
+        "config file: unknown key 'colour'",
+        "config file key 'concurrency': expected an integer, got 'many'",
+        "no endpoint: give --endpoint or set SWR_ENDPOINT",
+        "no project id: give --project-id or set SWR_PROJECT_ID",
+        "instance id '../etc' has characters that are not allowed",
+        "no credentials: set SWR_AUTH_TOKEN",
+    ):
+        assert fragment in message
+    assert "nope" not in message
+
+
+def test_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        resolve_settings({}, BASE_ENV, tmp_path / "absent.toml")
+
+
+@pytest.mark.parametrize("concurrency", [0, 65])
+def test_concurrency_is_bounded(concurrency: int) -> None:
+    with pytest.raises(ConfigError, match="concurrency must be from 1 to 64"):
+        resolve_settings({"concurrency": concurrency}, {**BASE_ENV, "SWR_AUTH_TOKEN": "tok-123456"})
+
+
+def test_endpoint_must_be_http() -> None:
+    with pytest.raises(ConfigError, match="is not an http"):
+        resolve_settings({"endpoint": "ftp://x"}, {**BASE_ENV, "SWR_AUTH_TOKEN": "tok-123456"})
+
+
+def test_token_wins_then_aksk_then_iam() -> None:
+    everything = {
+        "SWR_AUTH_TOKEN": "tok-123456",
+        "CLOUD_SDK_AK": "AK123456",
+        "CLOUD_SDK_SK": "SK-secret",
+        "SWR_IAM_USERNAME": "u",
+        "SWR_IAM_PASSWORD": "pw-secret",
+        "SWR_IAM_DOMAIN": "d",
+    }
+    assert Credentials.from_env(everything).kind == "token"
+    del everything["SWR_AUTH_TOKEN"]
+    assert Credentials.from_env(everything).kind == "aksk"
+    del everything["CLOUD_SDK_AK"], everything["CLOUD_SDK_SK"]
+    creds = Credentials.from_env(everything, "https://swr-api.ap-southeast-1.myhuaweicloud.com")
+    assert creds.kind == "iam"
+    assert creds.iam_endpoint == "https://iam.ap-southeast-1.myhuaweicloud.com"
+
+
+def test_half_credentials_are_refused() -> None:
+    with pytest.raises(ConfigError, match="CLOUD_SDK_AK and CLOUD_SDK_SK must be set together"):
+        Credentials.from_env({"CLOUD_SDK_AK": "AK123456"})
+    with pytest.raises(ConfigError, match="IAM password login also needs SWR_IAM_DOMAIN"):
+        Credentials.from_env({"SWR_IAM_USERNAME": "u", "SWR_IAM_PASSWORD": "p"})
+    with pytest.raises(ConfigError, match="set SWR_IAM_ENDPOINT"):
+        Credentials.from_env({"SWR_IAM_USERNAME": "u", "SWR_IAM_PASSWORD": "p", "SWR_IAM_DOMAIN": "d"}, "http://x")
+
+
+def test_reprs_show_no_secret() -> None:
+    env = {
+        **BASE_ENV,
+        "CLOUD_SDK_AK": "AKVISIBLE99",
+        "CLOUD_SDK_SK": "SK-very-secret",
+        "CLOUD_SDK_SECURITY_TOKEN": "st-x1",
+    }
+    s = resolve_settings({}, env)
+    text = repr(s)
+    for secret in ("AKVISIBLE99", "SK-very-secret", "st-x1"):
+        assert secret not in text
+    assert s.credentials.secrets() == ["AKVISIBLE99", "SK-very-secret", "st-x1"]

@@ -1,0 +1,115 @@
+"""The raw landing: atomic files, manifests, and registry credentials masked before anything is written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import LandingError
+from pipeline.landing import Landing, atomic_write, new_run_id, scrub_credentials
+
+SECRET = "registry-SECRET-value"
+REGISTRY = {"name": "hub", "credential": {"type": "basic", "access_key": "reg-ak-1", "access_secret": SECRET}}
+
+
+def resource(registry: object) -> dict[str, object]:
+    return {"type": "artifact", "metadata": {"repository": {"name": "a/b"}}, "registry": registry}
+
+
+def test_a_page_without_credentials_is_kept_byte_for_byte() -> None:
+    body = b'{"tasks": [{"id": 1, "src_resource": "{\\"registry\\":null}"}],  "total": 1}'
+    assert scrub_credentials(body) == (body, 0)
+
+
+def test_credentials_in_embedded_strings_and_objects_are_masked() -> None:
+    page = {
+        "tasks": [
+            {"id": 1, "src_resource": json.dumps(resource(REGISTRY)), "dst_resource": resource(REGISTRY)},
+            {"id": 2, "src_resource": json.dumps(resource(None))},
+        ],
+        "total": 2,
+    }
+    body, n = scrub_credentials(json.dumps(page).encode())
+    assert n == 4
+    assert SECRET.encode() not in body and b"reg-ak-1" not in body
+    out = json.loads(body)
+    inner = json.loads(out["tasks"][0]["src_resource"])
+    assert inner["registry"]["credential"] == {"type": "basic", "access_key": "***", "access_secret": "***"}
+    assert out["tasks"][0]["dst_resource"]["registry"]["credential"]["access_secret"] == "***"
+    assert json.loads(out["tasks"][1]["src_resource"]) == resource(None)
+
+
+def test_credentials_inside_malformed_embedded_json_are_masked_too() -> None:
+    broken = json.dumps(resource(REGISTRY))[:-5]  # truncated: not JSON any more
+    page = {"tasks": [{"id": 1, "src_resource": broken}], "total": 1}
+    body, n = scrub_credentials(json.dumps(page).encode())
+    assert n == 2
+    assert SECRET.encode() not in body
+    assert json.loads(body)["tasks"][0]["src_resource"].startswith('{"type": "artifact"')
+
+
+def test_credentials_in_a_body_that_is_not_json_are_masked() -> None:
+    body = ('{"tasks": [{"src_resource": "{\\"access_secret\\":\\"' + SECRET + '\\"}"  BROKEN').encode()
+    scrubbed, n = scrub_credentials(body)
+    assert n == 1
+    assert SECRET.encode() not in scrubbed
+
+
+def test_pages_and_manifest_round_trip(tmp_path: Path) -> None:
+    run_id = new_run_id()
+    writer = Landing(tmp_path).fetch("tasks", run_id, instance_id="i-1", execution_id=7)
+    body = b'{"tasks": [{"id": 1}], "total": 1}'
+    record = writer.write_page(
+        body=body,
+        path="/v2/p/instances/i-1/replication/executions/7/tasks",
+        params={"offset": 0, "limit": 100},
+        offset=0,
+        limit=100,
+        status=200,
+        request_id="r-1",
+        fetched_at="2026-11-29T00:00:00.000Z",
+        rows=1,
+        total=1,
+    )
+    writer.add(record)
+    assert list(Landing(tmp_path).manifests("tasks")) == []  # not complete yet: readers skip it
+    writer.complete(tasks=1)
+    (manifest,) = Landing(tmp_path).manifests("tasks")
+    assert manifest["instance_id"] == "i-1" and manifest["execution_id"] == 7 and manifest["run_id"] == run_id
+    assert Path(manifest["folder"]).parts[-3:] == ("instance_id=i-1", "execution_id=7", f"run_id={run_id}")
+    assert Landing.read_page(manifest["folder"], manifest["pages"][0]) == body
+
+
+def test_a_page_that_does_not_match_its_manifest_is_refused(tmp_path: Path) -> None:
+    writer = Landing(tmp_path).fetch("instances", new_run_id())
+    kw = dict(path="/p", params={}, offset=0, limit=100, status=200, request_id=None, fetched_at="t", total=0)
+    writer.add(writer.write_page(body=b'{"instances": [], "total": 0}', rows=0, **kw))  # type: ignore[arg-type]
+    writer.complete()
+    (manifest,) = Landing(tmp_path).manifests("instances")
+    page = dict(manifest["pages"][0], sha256="0" * 64)
+    with pytest.raises(LandingError, match="does not match its manifest"):
+        Landing.read_page(manifest["folder"], page)
+
+
+@pytest.mark.parametrize("bad", ["..", ".", "a/b", "", "x\\y"])
+def test_values_from_the_api_cannot_escape_the_data_directory(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(LandingError, match="cannot be used in a path"):
+        Landing(tmp_path).fetch("tasks", new_run_id(), instance_id=bad, execution_id=1)
+
+
+def test_atomic_write_leaves_no_temporary_file(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "f.bin"
+    atomic_write(target, b"data")
+    assert target.read_bytes() == b"data"
+    assert [p.name for p in target.parent.iterdir()] == ["f.bin"]
+
+
+def test_run_ids_sort_by_time() -> None:
+    from datetime import UTC, datetime
+
+    early = new_run_id(datetime(2026, 1, 1, 0, 0, 0, 5000, tzinfo=UTC))
+    late = new_run_id(datetime(2026, 1, 1, 0, 0, 0, 6000, tzinfo=UTC))
+    assert early < late
+    assert early.startswith("20260101T000000005Z-")
