@@ -1,7 +1,9 @@
 """Extract benchmark: wall time against the sequential bound, concurrency 1, and peak memory.
 
-The sandbox runs in its own process with a fixed latency per request; ``swr-etl extract`` runs as a
-subprocess whose resident memory is sampled every 20 ms. Figures are printed, never asserted.
+The sandbox runs in its own process with a fixed latency per request and serves task pages from memory after
+a warm-up pass (it stands in for a remote server, so its own CPU should not compete with the extractor for
+this machine's cores); ``swr-etl extract`` runs as a subprocess whose resident memory is sampled every 20 ms.
+Figures are printed, never asserted.
 
     python -m bench.extract_bench                 # the README's figures (about a minute and a half)
     python -m bench.extract_bench --scale 2 --latency-ms 20 --skip-sequential   # a quick look
@@ -39,7 +41,7 @@ class Measure:
 
 def start_sandbox(scale: float, latency_ms: float, seed: int) -> tuple[subprocess.Popen[str], str]:
     cmd = [sys.executable, "-m", "pipeline", "sandbox", "--port", "0", "--seed", str(seed), "--scale", str(scale)]
-    cmd += ["--latency-ms", str(latency_ms)]
+    cmd += ["--latency-ms", str(latency_ms), "--cache-pages"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=_env())
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -97,8 +99,8 @@ def run_extract(url: str, data_dir: Path, concurrency: int, label: str) -> Measu
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", type=float, default=16.0, help="sandbox scale of the large world")
-    parser.add_argument("--small-scale", type=float, default=4.0, help="a smaller world, for memory growth")
+    parser.add_argument("--scale", type=float, default=20.0, help="sandbox scale of the large world")
+    parser.add_argument("--small-scale", type=float, default=5.0, help="a smaller world, for memory growth")
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--concurrency", type=int, default=8, help="the default concurrency")
     parser.add_argument("--seed", type=int, default=1)
@@ -111,6 +113,10 @@ def main() -> None:
         for scale in (args.small_scale, args.scale):
             proc, url = start_sandbox(scale, args.latency_ms, args.seed)
             try:
+                # a warm-up pass fills the sandbox's page cache, so that in the measured runs the stand-in
+                # for a remote server spends next to no CPU of the two cores it shares with the extractor
+                run_extract(url, work / "warm-up", args.concurrency, "warm-up")
+                shutil.rmtree(work / "warm-up", ignore_errors=True)
                 runs = [(args.concurrency, f"scale {scale:g}, concurrency {args.concurrency}")]
                 if scale == args.scale and not args.skip_sequential:
                     runs.append((1, f"scale {scale:g}, concurrency 1"))

@@ -183,8 +183,9 @@ def _progress(state: State) -> Iterator[Progress | None]:
 @click.option("--rate-object-resource", default=0.0, type=float, help="Fraction of resources sent as objects.")
 @click.option("--grow-tasks", default=0, type=int, help="Tasks added to a large execution while it is paged.")
 @click.option("--iam-token-ttl", "iam_token_ttl_s", default=None, type=float, help="Seconds an IAM token lives.")
+@click.option("--cache-pages", is_flag=True, help="Serve task pages from memory after the first time (benchmarks).")
 @click.option("--truth", is_flag=True, help="Print the world's truth (counts per execution) as JSON and exit.")
-def sandbox_cmd(host: str, port: int, seed: int, scale: float, truth: bool, **knobs: Any) -> None:
+def sandbox_cmd(host: str, port: int, seed: int, scale: float, truth: bool, cache_pages: bool, **knobs: Any) -> None:
     """Serve a simulated SWR Enterprise Edition API on loopback (for tests, demos and BI trials).
 
     Credentials: SWR_AUTH_TOKEN, CLOUD_SDK_AK/CLOUD_SDK_SK, SWR_PROJECT_ID and SWR_IAM_* from the
@@ -197,7 +198,7 @@ def sandbox_cmd(host: str, port: int, seed: int, scale: float, truth: bool, **kn
     from pipeline.sandbox import Faults, SandboxConfig, SandboxServer, World
 
     faults = Faults(**knobs)
-    config = SandboxConfig.from_env(seed=seed, scale=scale, faults=faults)
+    config = SandboxConfig.from_env(seed=seed, scale=scale, faults=faults, cache_pages=cache_pages)
     if truth:
         click.echo(json.dumps(World(seed=seed, scale=scale, faults=faults).truth(), ensure_ascii=False))
         return

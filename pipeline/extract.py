@@ -15,6 +15,7 @@ Nothing here parses the embedded resources: that is the transform's job.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -145,6 +146,7 @@ class Extractor:
         self.progress = progress or NoProgress()
         self.summary = ExtractSummary(run_id=self.run_id)
         self._errors: list[SwrEtlError] = []
+        self._lock = threading.Lock()
 
     # -- listings ----------------------------------------------------------------------------------
     def _land_listing(self, kind: str, key: str, path: str, extra: dict[str, Any], **keys: str | int) -> list[Any]:
@@ -156,7 +158,7 @@ class Extractor:
             params = {**extra, "offset": offset, "limit": limit}
             response = self.client.get(path, params)
             page_rows, total = _rows_and_total(response, key)
-            writer.add(_land(writer, response, params, offset, limit, len(page_rows), total))
+            writer.add(_land(writer, response, offset, limit, len(page_rows), total))
             return page_rows, total
 
         for page in iterate_pages(fetch, MAX_LIMIT):
@@ -182,7 +184,8 @@ class Extractor:
             {},
             instance_id=instance_id,
         )
-        self.summary.policies += len(policies)
+        with self._lock:
+            self.summary.policies += len(policies)
         path = self.client.path("instances", instance_id, "replication", "executions")
         filters: list[dict[str, Any]] = [{"policy_id": p} for p in self.settings.policy_ids] or [{}]
         records: dict[int, dict[str, Any]] = {}
@@ -207,36 +210,42 @@ class Extractor:
         writer = self.landing.fetch("tasks", self.run_id, instance_id=ref.instance_id, execution_id=ref.execution_id)
         return _Job(ref, OffsetPaginator(MAX_LIMIT), writer)
 
-    def _fetch_page(self, job: _Job, offset: int) -> tuple[PageRecord, list[Any], int]:
+    def _fetch_page(self, job: _Job, offset: int) -> tuple[ApiResponse, list[Any], int]:
         ref = job.ref
         path = self.client.path("instances", ref.instance_id, "replication", "executions", ref.execution_id, "tasks")
-        params = {"offset": offset, "limit": MAX_LIMIT}
-        response = self.client.get(path, params)
+        response = self.client.get(path, {"offset": offset, "limit": MAX_LIMIT})
         tasks, total = _rows_and_total(response, "tasks")
-        record = _land(job.writer, response, params, offset, MAX_LIMIT, len(tasks), total)
-        ids = [t.get("id") if isinstance(t, dict) else None for t in tasks]
-        return record, ids, total
+        return response, tasks, total
 
     def fetch_tasks(self, refs: list[ExecutionRef]) -> None:
-        """Page every execution's tasks, ``concurrency`` requests in flight, earliest executions first."""
+        """Page every execution's tasks, ``concurrency`` requests in flight, earliest executions first.
+
+        A request slot is freed as soon as its body is read: compressing and writing the page happens in a
+        small pool of its own, so the network never waits for the disk (and a slow disk holds back new
+        requests once ``concurrency`` pages are waiting to be written).
+        """
         pending = deque(refs)
         active: list[_Job] = []
-        in_flight: dict[Future[tuple[PageRecord, list[Any], int]], tuple[_Job, int]] = {}
+        fetching: dict[Future[tuple[ApiResponse, list[Any], int]], tuple[_Job, int]] = {}
+        landing: dict[Future[PageRecord], _Job] = {}
         slots = self.settings.concurrency
-        with ThreadPoolExecutor(max_workers=slots, thread_name_prefix="swr-page") as pool:
+        with (
+            ThreadPoolExecutor(max_workers=slots, thread_name_prefix="swr-fetch") as fetch_pool,
+            ThreadPoolExecutor(max_workers=2, thread_name_prefix="swr-land") as land_pool,
+        ):
 
             def submit(job: _Job, free: int) -> int:
                 if job.stopped:
                     return 0
                 offsets = job.paginator.take(free)
                 for offset in offsets:
-                    in_flight[pool.submit(self._fetch_page, job, offset)] = (job, offset)
+                    fetching[fetch_pool.submit(self._fetch_page, job, offset)] = (job, offset)
                     job.in_flight += 1
                 return len(offsets)
 
             try:
                 while True:
-                    free = slots - len(in_flight)
+                    free = slots - len(fetching) - max(0, len(landing) - slots)
                     for job in active:
                         if free <= 0:
                             break
@@ -245,25 +254,36 @@ class Extractor:
                         job = self._open(pending.popleft())
                         active.append(job)
                         free -= submit(job, free)
-                    if not in_flight:
+                    if not fetching and not landing:
                         break
-                    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                    done, _ = wait(_futures(fetching, landing), return_when=FIRST_COMPLETED)
                     for future in done:
-                        job, offset = in_flight.pop(future)
-                        job.in_flight -= 1
-                        self._settle(job, offset, future)
+                        if future in fetching:
+                            job, offset = fetching.pop(future)
+                            job.in_flight -= 1
+                            page = self._settle_fetch(job, offset, future)
+                            if page is not None:
+                                landing[land_pool.submit(_land, job.writer, *page)] = job
+                                job.in_flight += 1
+                        else:
+                            job = landing.pop(future)
+                            job.in_flight -= 1
+                            self._settle_land(job, future.result())
                         if job.finished:
                             self._finish(job)
                             active.remove(job)
             except BaseException:
-                for future in in_flight:
-                    future.cancel()
+                for outstanding in _futures(fetching, landing):
+                    outstanding.cancel()
                 raise
 
-    def _settle(self, job: _Job, offset: int, future: Future[tuple[PageRecord, list[Any], int]]) -> None:
+    def _settle_fetch(
+        self, job: _Job, offset: int, future: Future[tuple[ApiResponse, list[Any], int]]
+    ) -> tuple[ApiResponse, int, int, int, int] | None:
+        """Record a fetched page with its paginator; returns what :func:`_land` needs, or None on failure."""
         ref = job.ref
         try:
-            record, ids, total = future.result()
+            response, tasks, total = future.result()
         except AuthError:
             raise
         except ApiError as exc:
@@ -275,29 +295,33 @@ class Extractor:
                 job.gone = True
             else:
                 job.error = job.error or exc
-            return
+            return None
         except SwrEtlError as exc:
             job.error = job.error or exc
-            return
+            return None
         before = job.paginator.total
-        job.paginator.record(offset, len(ids), total)
-        job.writer.add(record)
-        for task_id in ids:
+        job.paginator.record(offset, len(tasks), total)
+        for task in tasks:
+            task_id = task.get("id") if isinstance(task, dict) else None
             if task_id in job.seen:
                 job.duplicates += 1
             else:
                 job.seen.add(task_id)
-        self.summary.pages += 1
         self.progress.tasks_expected(job.paginator.total - before)
-        self.progress.page_landed(len(ids))
+        self.progress.page_landed(len(tasks))
         log.debug(
-            "landed tasks of execution %d (instance %s) offset %d: %d rows of %d",
+            "fetched tasks of execution %d (instance %s) offset %d: %d rows of %d",
             ref.execution_id,
             ref.instance_id,
             offset,
-            len(ids),
+            len(tasks),
             total,
         )
+        return response, offset, MAX_LIMIT, len(tasks), total
+
+    def _settle_land(self, job: _Job, record: PageRecord) -> None:
+        job.writer.add(record)
+        self.summary.pages += 1
 
     def _finish(self, job: _Job) -> None:
         ref = job.ref
@@ -346,9 +370,9 @@ class Extractor:
         try:
             instances = self.list_instances()
             summary.instances = len(instances)
-            refs: list[ExecutionRef] = []
-            for iid in instances:
-                refs.extend(self.list_executions(iid))
+            # instances are listed side by side: a project with many instances pays one round of latency
+            with ThreadPoolExecutor(max_workers=min(self.settings.concurrency, max(1, len(instances)))) as pool:
+                refs = [ref for listed in pool.map(self.list_executions, instances) for ref in listed]
             summary.executions = len(refs)
             self.progress.executions_found(len(refs))
             self.fetch_tasks(refs)
@@ -363,6 +387,10 @@ class Extractor:
         if self._errors:
             raise ExtractFailed(summary, self._errors[0])
         return summary
+
+
+def _futures(*groups: dict[Future[Any], Any]) -> list[Future[Any]]:
+    return [future for group in groups for future in group]
 
 
 def _filter_key(extra: dict[str, Any]) -> dict[str, str | int]:
@@ -384,13 +412,11 @@ def _rows_and_total(response: ApiResponse, key: str) -> tuple[list[Any], int]:
     return rows, total
 
 
-def _land(
-    writer: FetchWriter, response: ApiResponse, params: dict[str, Any], offset: int, limit: int, rows: int, total: int
-) -> PageRecord:
+def _land(writer: FetchWriter, response: ApiResponse, offset: int, limit: int, rows: int, total: int) -> PageRecord:
     return writer.write_page(
         body=response.body,
         path=response.path,
-        params=params,
+        params=dict(response.params),
         offset=offset,
         limit=limit,
         status=response.status,
@@ -398,6 +424,7 @@ def _land(
         fetched_at=response.fetched_at,
         rows=rows,
         total=total,
+        parsed=response.data,
     )
 
 

@@ -68,44 +68,63 @@ def atomic_write(path: Path, data: bytes, *, fsync: bool = False) -> None:
         raise LandingError(f"could not write {path}: {exc.strerror or exc}", path=str(path)) from exc
 
 
-def scrub_credentials(body: bytes) -> tuple[bytes, int]:
+def scrub_credentials(body: bytes, page: Any = None) -> tuple[bytes, int]:
     """Mask registry credentials anywhere in a page, including inside embedded resource strings.
 
-    Returns the body (unchanged, byte for byte, when there is nothing to mask) and how many values were masked.
+    ``page`` is the body already parsed, when the caller has it. Returns the body (unchanged, byte for byte,
+    when there is nothing to mask) and how many values were masked.
     """
     if b"access_key" not in body and b"access_secret" not in body:
         return body, 0
-    try:
-        page = json.loads(body)
-    except ValueError:
-        text, n = _CREDENTIAL_TEXT.subn(rf"\g<1>{MASK}", body.decode("utf-8", "replace"))
-        return text.encode(), n
-    count = [0]
+    if page is None:
+        try:
+            page = json.loads(body)
+        except ValueError:
+            text, n = _CREDENTIAL_TEXT.subn(rf"\g<1>{MASK}", body.decode("utf-8", "replace"))
+            return text.encode(), n
+    scrubbed, n = _mask(page)
+    if not n:
+        return body, 0
+    return json.dumps(scrubbed, ensure_ascii=False, separators=(",", ":")).encode(), n
 
-    def walk(value: Any) -> Any:
-        if isinstance(value, dict):
-            out = {}
-            for key, item in value.items():
-                if key in CREDENTIAL_KEYS and item not in (None, ""):
-                    count[0] += 1
-                    out[key] = MASK
-                else:
-                    out[key] = walk(item)
-            return out
-        if isinstance(value, list):
-            return [walk(item) for item in value]
-        if isinstance(value, str) and ("access_key" in value or "access_secret" in value):
-            try:
-                inner = json.loads(value)
-            except ValueError:
-                text, n = _CREDENTIAL_TEXT.subn(rf"\g<1>{MASK}", value)
-                count[0] += n
-                return text
-            return json.dumps(walk(inner), ensure_ascii=False, separators=(",", ":"))
-        return value
 
-    scrubbed = walk(page)
-    return json.dumps(scrubbed, ensure_ascii=False, separators=(",", ":")).encode(), count[0]
+def _mask(value: Any) -> tuple[Any, int]:
+    """``value`` with every credential masked, and how many; untouched parts are shared, not copied."""
+    if isinstance(value, str):
+        if not _may_hold_credential(value):
+            return value, 0
+        try:
+            inner = json.loads(value)
+        except ValueError:
+            text, n = _CREDENTIAL_TEXT.subn(rf"\g<1>{MASK}", value)
+            return text, n
+        masked, n = _mask(inner)
+        return (json.dumps(masked, ensure_ascii=False, separators=(",", ":")), n) if n else (value, 0)
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return value, 0
+    total = 0
+    out: Any = None
+    for key, item in items:
+        if key in CREDENTIAL_KEYS and isinstance(item, str) and item not in ("", MASK):
+            new, n = MASK, 1
+        elif isinstance(item, (dict, list)) or (isinstance(item, str) and _may_hold_credential(item)):
+            new, n = _mask(item)
+        else:
+            continue  # a leaf without credentials: the common case, kept cheap
+        if n:
+            if out is None:
+                out = dict(value) if isinstance(value, dict) else list(value)
+            out[key] = new
+            total += n
+    return (out, total) if out is not None else (value, 0)
+
+
+def _may_hold_credential(text: str) -> bool:
+    return "access_key" in text or "access_secret" in text
 
 
 def _segment(key: str, value: str | int) -> str:
@@ -155,9 +174,13 @@ class FetchWriter:
         fetched_at: str,
         rows: int,
         total: int | None,
+        parsed: Any = None,
     ) -> PageRecord:
-        """Land one body (credentials masked). Safe to call from several threads for different offsets."""
-        body, scrubbed = scrub_credentials(body)
+        """Land one body (credentials masked). Safe to call from several threads for different offsets.
+
+        ``parsed`` is the body already parsed, if the caller has it (saves parsing it again).
+        """
+        body, scrubbed = scrub_credentials(body, parsed)
         name = f"page-{offset:09d}.json.gz"
         atomic_write(self.folder / name, gzip.compress(body, compresslevel=6, mtime=0))
         return PageRecord(

@@ -39,6 +39,9 @@ class SandboxConfig:
     iam_password: str = field(default="sandbox-password", repr=False)
     iam_domain: str = "sandbox-domain"
     faults: Faults = field(default_factory=Faults)
+    #: keep every task page served in memory and serve it again from there: for benchmarks, so that the
+    #: sandbox (a stand-in for a remote server) spends almost no CPU of the machine it shares with the client
+    cache_pages: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> SandboxConfig:
