@@ -196,11 +196,6 @@ class Extractor:
                 if isinstance(record, dict) and isinstance(record.get("id"), int):
                     records.setdefault(record["id"], record)
         wanted = self.settings.execution_ids
-        for eid in wanted:
-            if eid not in records:
-                log.warning(
-                    "execution %d is not listed by instance %s (the service forgets old ones)", eid, instance_id
-                )
         return [
             ExecutionRef(instance_id, eid, rec) for eid, rec in sorted(records.items()) if not wanted or eid in wanted
         ]
@@ -373,6 +368,8 @@ class Extractor:
             # instances are listed side by side: a project with many instances pays one round of latency
             with ThreadPoolExecutor(max_workers=min(self.settings.concurrency, max(1, len(instances)))) as pool:
                 refs = [ref for listed in pool.map(self.list_executions, instances) for ref in listed]
+            for eid in sorted(set(self.settings.execution_ids) - {ref.execution_id for ref in refs}):
+                log.warning("execution %d is not listed by any instance in scope (the service forgets old ones)", eid)
             summary.executions = len(refs)
             self.progress.executions_found(len(refs))
             self.fetch_tasks(refs)
