@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import duckdb
 
 from pipeline import __version__
 from pipeline.config import SECRET_ENV, Credentials, Settings, resolve_settings
@@ -29,6 +30,24 @@ from pipeline.landing import new_run_id
 from pipeline.logs import RedactSecrets, setup_logging
 
 log = logging.getLogger("pipeline")
+
+
+class RejectsFound(SwrEtlError):
+    """--strict and some records were rejected: the data is loaded, and the exit status says so."""
+
+    exit_code = 3
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count} records were rejected (--strict): see the rejects table")
+
+
+class QueryError(SwrEtlError):
+    """The SQL given to ``swr-etl query`` did not run."""
+
+    exit_code = 2
+    hint = 'the tables and views are listed by: swr-etl query "SHOW TABLES"'
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -143,6 +162,106 @@ def extract_cmd(state: State, /, **flags: Any) -> None:
     _run_extract(state, settings_from(flags))
 
 
+@cli.command("run")
+@scope_options
+@click.option("--strict", is_flag=True, default=None, help="Exit 3 when any record was rejected.")
+@click.pass_obj
+def run_cmd(state: State, /, **flags: Any) -> None:
+    """Extract everything in scope, then transform and load it into the lake and the warehouse.
+
+    Executions fetched again replace their earlier rows; the others stay as they are.
+
+    \b
+    Example:
+      swr-etl run --data-dir /srv/swr-lake --strict
+    """
+    settings = settings_from(flags)
+    _run(state, settings)
+
+
+def _run(state: State, settings: Settings) -> None:
+    failure: ExtractFailed | None = None
+    try:
+        summary = _run_extract(state, settings)
+        complete = summary.complete
+    except ExtractFailed as exc:  # load what did arrive, then report the failure
+        failure, complete = exc, exc.summary.complete
+    _load(state, settings.data_dir, only=complete, strict=settings.strict, stage="load")
+    if failure is not None:
+        raise failure
+
+
+def _load(state: State, data_dir: Path, *, only: list[tuple[str, int]] | None, strict: bool, stage: str) -> None:
+    from pipeline import warehouse
+    from pipeline.load import load_lake
+
+    summary = load_lake(data_dir, version=state.run_id, only=only)
+    warehouse.build(data_dir)
+    counts = {**asdict(summary.stats), "executions_loaded": summary.executions_loaded, "lake_rows": summary.rows}
+    state.summary(stage, summary.line(stage), counts)
+    if strict and summary.stats.rejected:
+        raise RejectsFound(summary.stats.rejected)
+
+
+@cli.command("rebuild")
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), help="Data directory [env SWR_ETL_DATA_DIR; default ./data]."
+)
+@click.option("--strict", is_flag=True, default=None, help="Exit 3 when any record was rejected.")
+@click.option("--views-only", is_flag=True, help="Only rewrite warehouse.duckdb (after moving the data directory).")
+@click.pass_obj
+def rebuild_cmd(state: State, data_dir: Path | None, strict: bool | None, views_only: bool) -> None:
+    """Transform and load the whole lake again from the raw landing alone, with no API call.
+
+    \b
+    Example:
+      swr-etl rebuild --data-dir /srv/swr-lake
+    """
+    settings = resolve_settings({"data_dir": data_dir, "strict": strict}, os.environ, None, need_api=False)
+    if views_only:
+        from pipeline import warehouse
+
+        click.echo(f"rebuild: views rewritten in {warehouse.build(settings.data_dir)}")
+        return
+    _load(state, settings.data_dir, only=None, strict=settings.strict, stage="rebuild")
+
+
+@cli.command("query")
+@click.argument("sql")
+@click.option(
+    "--data-dir", type=click.Path(path_type=Path), help="Data directory [env SWR_ETL_DATA_DIR; default ./data]."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="table for people, csv for spreadsheets, json (an array of objects) for programs.",
+)
+def query_cmd(sql: str, data_dir: Path | None, fmt: str) -> None:
+    """Run SQL on the warehouse (read-only): every lake table and every view of sql/.
+
+    \b
+    Example:
+      swr-etl query "SELECT status, count(*) FROM tasks GROUP BY ALL" --format csv
+    """
+    from pipeline import warehouse
+    from pipeline.output import render
+
+    settings = resolve_settings({"data_dir": data_dir}, os.environ, None, need_api=False)
+    with warehouse.connect(settings.data_dir) as db:
+        try:
+            relation = db.sql(sql)
+        except duckdb.Error as exc:
+            raise QueryError(str(exc).split("\n")[0]) from exc
+        if relation is None:
+            return
+        columns = list(relation.columns)
+        rows = relation.fetchall()
+    click.echo(render(columns, rows, fmt), nl=False)
+
+
 def _run_extract(state: State, settings: Settings) -> ExtractSummary:
     log.info("extracting from %s into %s", settings.endpoint, settings.data_dir)
     with _progress(state) as progress:
@@ -248,7 +367,7 @@ def demo_cmd(state: State, data_dir: Path, seed: int, scale: float, concurrency:
             concurrency=concurrency,
         )
         log.info("sandbox on %s", server.url)
-        _run_extract(state, settings)
+        _run(state, settings)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -82,6 +82,7 @@ class ExtractSummary:
     lowest_concurrency: int = 0
     elapsed_s: float = 0.0
     errors: list[str] = field(default_factory=list)
+    complete: list[tuple[str, int]] = field(default_factory=list)  # executions whose fetch completed
 
     def line(self) -> str:
         parts = [
@@ -347,6 +348,7 @@ class Extractor:
             shortfall=shortfall,
         )
         self.summary.executions_complete += 1
+        self.summary.complete.append((ref.instance_id, ref.execution_id))
         self.summary.tasks += len(job.seen)
         self.summary.duplicate_tasks += job.duplicates
         self.summary.shortfall_tasks += shortfall

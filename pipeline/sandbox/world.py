@@ -92,7 +92,7 @@ class World:
         if not scale > 0:
             raise ValueError(f"scale must be > 0, got {scale!r}")
         self.seed = seed
-        self.scale = scale
+        self.scale = float(scale)  # 28 and 28.0 are the same world
         self.faults = faults
         self._pools = Pools(seed)
         self._mix = int.from_bytes(hashlib.sha256(f"swr-sandbox/{seed}".encode()).digest()[:8], "big")

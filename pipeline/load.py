@@ -1,0 +1,294 @@
+"""Load: Arrow batches into the Parquet lake, atomically, with executions replaced rather than appended.
+
+Layout::
+
+    DATA_DIR/lake -> .lake/<version>          a relative symlink: the lake readers see
+    DATA_DIR/.lake/<version>/<table>/instance_id=<I>/execution_month=<YYYY-MM>/part-<version>.parquet
+    DATA_DIR/.lake/<version>/executions/part-<version>.parquet
+
+Every load writes a new version and then swaps the ``lake`` symlink with one ``rename``: a reader, or a
+crash at any moment, sees every table in its old state or in its new one, never a mix. Partitions the load
+does not touch are hard links to the previous version's files (no copy); a partition that holds an execution
+being loaded is rewritten as its old rows, minus the executions being replaced, plus the new rows. So an
+execution fetched again replaces its earlier rows, and ``(instance_id, execution_id, task_id)`` stays unique.
+A rebuild rewrites every partition from the raw landing. The previous version is kept until the next load,
+for readers still inside it; anything else under ``.lake`` (a killed load's leftovers) is removed by the
+next load, with no manual step.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.errors import LandingError
+from pipeline.landing import Landing
+from pipeline.schema import EXECUTIONS, PARTITION_COLUMNS, TABLES, Table
+from pipeline.transform import (
+    DEFAULT_BATCH_TASKS,
+    Batch,
+    Transformer,
+    TransformStats,
+    batches,
+    load_executions,
+    plan,
+)
+
+log = logging.getLogger(__name__)
+
+ROW_GROUP_ROWS = 256 * 1024
+COMPRESSION = "zstd"
+
+
+class LoadError(LandingError):
+    """The lake could not be written. The previous version stays current."""
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class _PartitionWriter:
+    """One Parquet file of one partition, filled in row groups of about ROW_GROUP_ROWS rows."""
+
+    path: Path
+    schema: pa.Schema
+    pending: list[pa.Table] = field(default_factory=list)
+    pending_rows: int = 0
+    writer: pq.ParquetWriter | None = None
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        self.pending.append(table)
+        self.pending_rows += table.num_rows
+        if self.pending_rows >= ROW_GROUP_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.pending:
+            return
+        if self.writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.writer = pq.ParquetWriter(self.path, self.schema, compression=COMPRESSION)
+        table = pa.concat_tables(self.pending)
+        self.writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+        self.pending, self.pending_rows = [], 0
+
+    def close(self) -> None:
+        self._flush()
+        if self.writer is not None:
+            self.writer.close()
+            _fsync(self.path)
+
+
+class Lake:
+    """The ``lake`` symlink of a data directory and the versions behind it."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = Path(data_dir)
+        self.link = self.data_dir / "lake"
+        self.versions = self.data_dir / ".lake"
+
+    def current(self) -> Path | None:
+        """The version folder readers see now, or None before the first load."""
+        if self.link.is_symlink():
+            return (self.link.parent / os.readlink(self.link)).resolve()
+        if self.link.exists():
+            raise LoadError(f"{self.link} exists and is not the lake's symlink: move it away", path=str(self.link))
+        return None
+
+    def repair(self) -> None:
+        """Remove what a killed load left: versions that are neither current nor the one before, stray links."""
+        current = self.current()
+        for stray in self.data_dir.glob(".lake-link-*"):
+            stray.unlink(missing_ok=True)
+        if not self.versions.exists():
+            return
+        keep = {current.name} if current else set()
+        previous = self.versions / ".previous"
+        if previous.is_symlink():
+            keep.add(os.readlink(previous))
+        for folder in self.versions.iterdir():
+            if folder.name not in keep and folder.name != ".previous":
+                log.info("removing %s, left by an earlier load that did not finish or is superseded", folder)
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def begin(self, version: str, *, replace: Iterable[tuple[str, int]] | None) -> LakeVersion:
+        """Start a new version. ``replace``: the executions being loaded; None rewrites everything (rebuild)."""
+        self.repair()
+        return LakeVersion(self, version, self.current(), None if replace is None else set(replace))
+
+    def commit(self, version: Path) -> None:
+        """Make ``version`` the lake readers see, in one atomic rename; keep the one before it."""
+        before = self.current()
+        tmp = self.data_dir / f".lake-link-{secrets.token_hex(4)}"
+        os.symlink(os.path.relpath(version, self.data_dir), tmp)
+        os.replace(tmp, self.link)
+        _fsync(self.data_dir)
+        previous = self.versions / ".previous"
+        if before is not None and before != version:
+            tmp_prev = self.versions / f".previous-{secrets.token_hex(4)}"
+            os.symlink(before.name, tmp_prev)
+            os.replace(tmp_prev, previous)
+        self.repair()
+
+
+class LakeVersion:
+    """A version being written. Not visible to readers until :meth:`commit`."""
+
+    def __init__(self, lake: Lake, version: str, base: Path | None, replace: set[tuple[str, int]] | None) -> None:
+        self.lake = lake
+        self.version = version
+        self.path = lake.versions / version
+        if self.path.exists():
+            shutil.rmtree(self.path)
+        self.path.mkdir(parents=True)
+        self.base = base
+        self.replace = replace
+        self.touched: set[tuple[str, str]] = set()  # (instance_id, execution_month) partitions written here
+        self._writers: dict[tuple[str, str, str], _PartitionWriter] = {}
+
+    def _writer(self, table: Table, instance_id: str, month: str) -> _PartitionWriter:
+        key = (table.name, instance_id, month)
+        writer = self._writers.get(key)
+        if writer is None:
+            folder = self.path / table.name / f"instance_id={instance_id}" / f"execution_month={month}"
+            schema = pa.schema([f for f in table.schema if f.name not in PARTITION_COLUMNS])
+            writer = self._writers[key] = _PartitionWriter(folder / f"part-{self.version}.parquet", schema)
+        return writer
+
+    def partitions_of(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Declare partitions this version rewrites even if no new row lands in them."""
+        self.touched.update(keys)
+
+    def write(self, batch: Batch) -> None:
+        for name, table in batch.tables.items():
+            self._write_rows(TABLES[name], table)
+
+    def _write_rows(self, table: Table, rows: pa.Table) -> None:
+        if rows.num_rows == 0:
+            return
+        instances = rows.column("instance_id")
+        months = rows.column("execution_month")
+        data = rows.drop_columns(list(PARTITION_COLUMNS))
+        keys = pc.binary_join_element_wise(instances, months, "\x00")
+        for key in pc.unique(keys).to_pylist():
+            instance_id, month = key.split("\x00")
+            self.touched.add((instance_id, month))
+            part = data.filter(pc.equal(keys, key))
+            self._writer(table, instance_id, month).write(part)
+
+    def _carry_over(self) -> None:
+        """Partitions not touched: hard links. Touched ones: their old rows, minus replaced executions."""
+        if self.base is None or self.replace is None:
+            return
+        for name, table in TABLES.items():
+            if not table.partitioned or not (self.base / name).exists():
+                continue
+            for old in sorted((self.base / name).glob("instance_id=*/execution_month=*/*.parquet")):
+                instance_id = old.parent.parent.name.removeprefix("instance_id=")
+                month = old.parent.name.removeprefix("execution_month=")
+                if (instance_id, month) not in self.touched:
+                    target = self.path / old.relative_to(self.base)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    os.link(old, target)
+                    continue
+                replaced = pa.array(sorted(e for i, e in self.replace if i == instance_id), pa.int64())
+                writer = self._writer(table, instance_id, month)
+                for record_batch in pq.ParquetFile(old).iter_batches(batch_size=ROW_GROUP_ROWS):
+                    keep = pc.invert(pc.is_in(record_batch.column("execution_id"), value_set=replaced))
+                    writer.write(pa.Table.from_batches([record_batch]).filter(keep))
+
+    def commit(self, executions: pa.Table) -> dict[str, int]:
+        """Finish every file, write the executions table, and swap the lake to this version."""
+        try:
+            self._carry_over()
+            for writer in self._writers.values():
+                writer.close()
+            path = self.path / EXECUTIONS.name / f"part-{self.version}.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(executions.cast(EXECUTIONS.schema), path, compression=COMPRESSION)
+            _fsync(path)
+        except OSError as exc:
+            raise LoadError(
+                f"could not write the lake at {self.path}: {exc.strerror or exc}", path=str(self.path)
+            ) from exc
+        rows = {name: 0 for name in TABLES}
+        for part in self.path.rglob("*.parquet"):
+            rows[part.relative_to(self.path).parts[0]] += pq.ParquetFile(part).metadata.num_rows
+        self.lake.commit(self.path)
+        return rows
+
+    def abort(self) -> None:
+        for writer in self._writers.values():
+            if writer.writer is not None:
+                writer.writer.close()
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+@dataclass
+class LoadSummary:
+    """What one transform-and-load did, for the summary line and the run record."""
+
+    executions_loaded: int = 0
+    stats: TransformStats = field(default_factory=TransformStats)
+    rows: dict[str, int] = field(default_factory=dict)
+    version: str = ""
+    elapsed_s: float = 0.0
+
+    def line(self, stage: str) -> str:
+        s = self.stats
+        rejects = ", ".join(f"{n} {name}" for name, n in sorted(s.rejects.items())) or "none"
+        return (
+            f"{stage}: {self.executions_loaded} executions, {s.tasks} tasks, {s.artifacts} artifacts, {s.tags} tags "
+            f"loaded ({s.duplicates} duplicate tasks dropped); rejects: {rejects}; lake now holds "
+            f"{self.rows.get('tasks', 0)} tasks in {self.rows.get('executions', 0)} executions; {self.elapsed_s:.1f} s"
+        )
+
+
+def load_lake(
+    data_dir: Path,
+    *,
+    version: str,
+    only: Iterable[tuple[str, int]] | None = None,
+    batch_tasks: int = DEFAULT_BATCH_TASKS,
+) -> LoadSummary:
+    """Transform the raw landing and load it: every execution (``only=None``: a rebuild) or just ``only``."""
+    started = time.monotonic()
+    landing = Landing(data_dir)
+    everything = plan(landing)
+    fetches = everything if only is None else [f for f in everything if f.key in set(only)]
+    lake = Lake(data_dir)
+    target = lake.begin(version, replace=None if only is None else [f.key for f in fetches])
+    summary = LoadSummary(executions_loaded=len(fetches), version=version)
+    try:
+        target.partitions_of((f.instance_id, f.month) for f in fetches)
+        with Transformer() as transformer:
+            for group in batches(fetches, batch_tasks):
+                batch = transformer.transform(group)
+                target.write(batch)
+                summary.stats.add(batch.stats)
+                log.info("transformed %d executions (%d tasks)", len(group), batch.stats.tasks)
+        executions = load_executions(landing, {f.key: f.run_id for f in everything})
+        summary.rows = target.commit(executions)
+    except BaseException:
+        target.abort()
+        raise
+    summary.elapsed_s = round(time.monotonic() - started, 3)
+    return summary

@@ -1,0 +1,163 @@
+"""The lake's tables, declared once: the transform casts to these, the writer writes them, the warehouse
+views select their columns, and the tests compare against them.
+
+Every child row keeps the keys of its parent (``instance_id``, ``execution_id``, ``task_id``, ``side``) and
+its position in its list (``artifact_idx``, ``tag_idx``), so a join or a count can always be checked.
+Times are UTC (``timestamp[us, tz=UTC]``, DuckDB ``TIMESTAMP WITH TIME ZONE``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+TS = pa.timestamp("us", tz="UTC")
+
+# the partition key of every table but ``executions``: the month the execution was created (``YYYY-MM``, or
+# ``unknown``). An execution's rows all live in one partition, so replacing an execution rewrites one
+# partition, and a query over recent months reads recent files only.
+PARTITION_COLUMNS = ("instance_id", "execution_month")
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    schema: pa.Schema
+    partitioned: bool
+    sort_by: tuple[str, ...]
+    doc: str
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.schema.names)
+
+
+def _schema(*fields: tuple[str, pa.DataType, str]) -> pa.Schema:
+    return pa.schema([pa.field(name, kind, metadata={"doc": doc}) for name, kind, doc in fields])
+
+
+EXECUTIONS = Table(
+    "executions",
+    _schema(
+        ("instance_id", pa.string(), "SWR EE instance (UUID)"),
+        ("execution_id", pa.int64(), "execution id, unique within the instance"),
+        ("policy_id", pa.int64(), "replication policy that ran"),
+        ("status", pa.string(), "InProgress, Succeed, Failed, Stopped (stored as sent)"),
+        ("status_text", pa.string(), "the service's explanation of the status"),
+        ("trigger", pa.string(), "manual, scheduled or event_based"),
+        ("total", pa.int64(), "the API's own task counter"),
+        ("succeed", pa.int64(), "the API's own counter of succeeded tasks"),
+        ("failed", pa.int64(), "the API's own counter of failed tasks"),
+        ("in_progress", pa.int64(), "the API's own counter of running tasks"),
+        ("stopped", pa.int64(), "the API's own counter of stopped tasks"),
+        ("created_at", TS, "when the execution started"),
+        ("updated_at", TS, "last change of the execution"),
+        ("execution_month", pa.string(), "YYYY-MM of created_at (the partition of its tasks)"),
+        ("first_seen_run", pa.string(), "run id of the first listing that showed this execution"),
+        (
+            "last_seen_run",
+            pa.string(),
+            "run id of the newest listing that showed it (history stays after the API forgets)",
+        ),
+        ("tasks_run", pa.string(), "run id of the task fetch loaded for it (null: tasks never fetched)"),
+    ),
+    partitioned=False,
+    sort_by=("instance_id", "execution_id"),
+    doc="one row per execution ever listed, newest record wins",
+)
+
+TASKS = Table(
+    "tasks",
+    _schema(
+        ("instance_id", pa.string(), "SWR EE instance (UUID)"),
+        ("execution_id", pa.int64(), "execution the task belongs to"),
+        ("task_id", pa.int64(), "task id; (instance_id, execution_id, task_id) is unique"),
+        ("policy_id", pa.int64(), "replication policy of the execution"),
+        ("resource_type", pa.string(), "artifact, image or chart (stored as sent)"),
+        ("operation", pa.string(), "copy, deletion or tag deletion (null when the API sent none)"),
+        ("job_id", pa.string(), "Harbor job id"),
+        ("status", pa.string(), "Initialized, Pending, InProgress, Succeed, Failed, Stopped (stored as sent)"),
+        ("status_revision", pa.int64(), "Harbor's StatusRevision (a Unix timestamp)"),
+        ("start_time", TS, "task start (UTC)"),
+        ("end_time", TS, "task end (UTC); null while running"),
+        ("duration_s", pa.float64(), "end_time - start_time in seconds"),
+        ("src_repository", pa.string(), "source repository (null when the source resource was rejected)"),
+        ("dst_repository", pa.string(), "destination repository (null when rejected)"),
+        ("src_artifacts", pa.int32(), "artifacts listed on the source side (null when rejected)"),
+        ("dst_artifacts", pa.int32(), "artifacts listed on the destination side (null when rejected)"),
+        ("src_tags", pa.int32(), "tags listed on the source side (null when rejected)"),
+        ("dst_tags", pa.int32(), "tags listed on the destination side (null when rejected)"),
+        ("src_public", pa.bool_(), "the source repository's public flag"),
+        ("dst_public", pa.bool_(), "the destination repository's public flag"),
+        ("src_deleted", pa.bool_(), "resource marked deleted on the source side"),
+        ("dst_deleted", pa.bool_(), "resource marked deleted on the destination side"),
+        ("dst_override", pa.bool_(), "destination resource overrides existing artifacts"),
+        ("src_rejected", pa.bool_(), "the source resource could not be read (see rejects)"),
+        ("dst_rejected", pa.bool_(), "the destination resource could not be read (see rejects)"),
+        ("run_id", pa.string(), "the fetch (run) this row was loaded from"),
+        ("execution_month", pa.string(), "partition: YYYY-MM of the execution's created_at"),
+    ),
+    partitioned=True,
+    sort_by=("execution_id", "task_id"),
+    doc="one row per task the API listed, even when its resources are bad",
+)
+
+ARTIFACTS = Table(
+    "artifacts",
+    _schema(
+        ("instance_id", pa.string(), "SWR EE instance"),
+        ("execution_id", pa.int64(), "parent execution"),
+        ("task_id", pa.int64(), "parent task"),
+        ("side", pa.string(), "src or dst"),
+        ("artifact_idx", pa.int32(), "position in the resource's artifact list"),
+        ("repository", pa.string(), "repository of that side"),
+        ("artifact_type", pa.string(), "IMAGE, CHART, ... (stored as sent)"),
+        ("digest", pa.string(), "sha256:... content digest"),
+        ("tag_count", pa.int32(), "tags listed for the artifact (0 for null)"),
+        ("execution_month", pa.string(), "partition"),
+    ),
+    partitioned=True,
+    sort_by=("execution_id", "task_id", "side", "artifact_idx"),
+    doc="one row per artifact per side of a readable resource",
+)
+
+TAGS = Table(
+    "tags",
+    _schema(
+        ("instance_id", pa.string(), "SWR EE instance"),
+        ("execution_id", pa.int64(), "parent execution"),
+        ("task_id", pa.int64(), "parent task"),
+        ("side", pa.string(), "src or dst"),
+        ("artifact_idx", pa.int32(), "position of the artifact in its list"),
+        ("tag_idx", pa.int32(), "position of the tag in the artifact's tag list"),
+        ("repository", pa.string(), "repository of that side"),
+        ("digest", pa.string(), "digest of the tagged artifact"),
+        ("tag", pa.string(), "the tag"),
+        ("execution_month", pa.string(), "partition"),
+    ),
+    partitioned=True,
+    sort_by=("execution_id", "task_id", "side", "artifact_idx", "tag_idx"),
+    doc="one row per tag per artifact per side of a readable resource",
+)
+
+REJECTS = Table(
+    "rejects",
+    _schema(
+        ("instance_id", pa.string(), "SWR EE instance"),
+        ("execution_id", pa.int64(), "execution of the task"),
+        ("task_id", pa.int64(), "task (null when the task itself had no usable id)"),
+        ("field", pa.string(), "what was wrong: src_resource, dst_resource, operation, id, start_time, task, ..."),
+        ("error", pa.string(), "why, in words"),
+        ("raw", pa.string(), "the raw text as received (null when the field was missing)"),
+        ("run_id", pa.string(), "fetch the record came from"),
+        ("page_offset", pa.int64(), "offset of its page in that fetch (raw/tasks/.../page-<offset>.json.gz)"),
+        ("position", pa.int32(), "position of the task in that page"),
+        ("execution_month", pa.string(), "partition"),
+    ),
+    partitioned=True,
+    sort_by=("execution_id", "page_offset", "position", "field"),
+    doc="every record or field that could not be read: kept whole, with the reason",
+)
+
+TABLES: dict[str, Table] = {t.name: t for t in (EXECUTIONS, TASKS, ARTIFACTS, TAGS, REJECTS)}

@@ -1,0 +1,623 @@
+"""Transform: raw task pages into tidy Arrow tables (tasks, artifacts, tags, rejects) and executions.
+
+The heavy lifting runs inside DuckDB (vectorised C++, both cores): it reads the gzip'd pages, unnests the
+tasks, and parses every embedded ``src_resource`` / ``dst_resource``, all in one place,
+:data:`RESOURCES_SQL`. Python only plans the batches, explains the few records that were rejected, and
+hands Arrow tables to the loader.
+
+Bad input never stops a run and never vanishes. A resource that cannot be read (invalid JSON, trailing
+text after the object, a missing or null resource, wrong types, an empty string) gives a ``rejects`` row
+with its raw text and the reason, and no artifact or tag rows for that side; its task row still loads. A
+task with no usable id cannot be a ``tasks`` row (it has no key): it goes to ``rejects`` whole. A missing
+``operation`` or ``status``, and a time or revision that does not parse, are recorded too (the row still
+loads, with a null). Duplicated task ids within a fetch keep the row with the highest ``StatusRevision``.
+
+Memory is bounded by the batch size (whole executions, about ``batch_tasks`` tasks at a time) and by
+DuckDB's ``memory_limit``, never by the size of the run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from pipeline.landing import Landing
+from pipeline.schema import ARTIFACTS, EXECUTIONS, REJECTS, TAGS, TASKS, Table
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH_TASKS = 50_000
+_FRACTION = re.compile(r"\.(\d+)")  # any number of fraction digits; Python takes 6
+
+# Every field of a task, read as text: a value of an unexpected type becomes text instead of an error,
+# and is then cast (and, if it does not cast, recorded) below.
+_TASK_FIELDS = (
+    "id",
+    "execution_id",
+    "resource_type",
+    "src_resource",
+    "dst_resource",
+    "operation",
+    "job_id",
+    "status",
+    "StatusRevision",
+    "status_revision",
+    "start_time",
+    "end_time",
+)
+_TASK_STRUCT = "STRUCT(" + ", ".join(f'"{f}" VARCHAR' for f in _TASK_FIELDS) + ")"
+
+# What the transform reads from a resource. Non-strict: a missing key or a value of the wrong type gives
+# NULL, and such suspicious rows are then checked exactly (RESOURCES_SQL) before anything is trusted.
+_RESOURCE_STRUCTURE = json.dumps(
+    {
+        "type": "VARCHAR",
+        "deleted": "BOOLEAN",
+        "is_delete_tag": "BOOLEAN",
+        "override": "BOOLEAN",
+        "metadata": {
+            "repository": {"name": "VARCHAR", "metadata": {"public": "VARCHAR"}},
+            "artifacts": [{"type": "VARCHAR", "digest": "VARCHAR", "tags": ["VARCHAR"]}],
+        },
+    }
+)
+
+# constants only are formatted into these statements; values go in as parameters
+READ_SQL = f"""
+CREATE OR REPLACE TEMP TABLE raw_tasks AS
+SELECT f.instance_id, f.execution_id, f.run_id, f.page_offset, f.execution_month, f.policy_id, u.pos, u.t
+FROM (
+    SELECT filename, unnest(tasks) AS t, unnest(range(len(tasks)))::INTEGER AS pos
+    FROM read_json(
+        $files,
+        columns = {{'tasks': '{_TASK_STRUCT}[]'}},
+        format = 'auto', filename = true, maximum_object_size = 67108864
+    )
+) u
+JOIN batch_files f ON f.filename = u.filename
+"""
+
+TASKS_SQL = """
+CREATE OR REPLACE TEMP TABLE typed_tasks AS
+SELECT
+    instance_id, execution_id, run_id, page_offset, execution_month, policy_id, pos,
+    t.id AS id_raw,
+    TRY_CAST(t.id AS BIGINT) AS task_id,
+    t.resource_type, t.operation, t.job_id, t.status,
+    coalesce(t."StatusRevision", t.status_revision) AS revision_raw,
+    TRY_CAST(coalesce(t."StatusRevision", t.status_revision) AS BIGINT) AS status_revision,
+    t.start_time AS start_raw, TRY_CAST(NULLIF(trim(t.start_time), '') AS TIMESTAMPTZ) AS start_time,
+    t.end_time AS end_raw, TRY_CAST(NULLIF(trim(t.end_time), '') AS TIMESTAMPTZ) AS end_time,
+    t.src_resource, t.dst_resource
+FROM raw_tasks;
+
+CREATE OR REPLACE TEMP TABLE kept_tasks AS
+SELECT * FROM typed_tasks
+WHERE task_id IS NOT NULL
+QUALIFY row_number() OVER (
+    PARTITION BY instance_id, execution_id, task_id
+    ORDER BY status_revision DESC NULLS LAST, page_offset DESC, pos DESC
+) = 1;
+"""
+
+# The one place where embedded resources are parsed and judged.
+RESOURCES_SQL = f"""
+CREATE OR REPLACE TEMP TABLE resources AS
+WITH sides AS (
+    SELECT instance_id, execution_id, task_id, run_id, page_offset, pos, execution_month,
+           'src' AS side, src_resource AS txt
+    FROM kept_tasks
+    UNION ALL
+    SELECT instance_id, execution_id, task_id, run_id, page_offset, pos, execution_month,
+           'dst' AS side, dst_resource AS txt
+    FROM kept_tasks
+), parsed AS (
+    SELECT *, CASE WHEN json_valid(txt) THEN json_transform(txt, '{_RESOURCE_STRUCTURE}') END AS p
+    FROM sides
+), flagged AS (
+    SELECT *,
+        p IS NOT NULL AND (
+            p.metadata IS NULL OR p.metadata.repository IS NULL OR p.metadata.repository.name IS NULL
+            OR p.metadata.artifacts IS NULL
+            OR coalesce(list_bool_or(list_transform(
+                p.metadata.artifacts,
+                lambda a: a IS NULL OR a.digest IS NULL OR a.tags IS NULL
+                     OR coalesce(list_bool_or(list_transform(a.tags, lambda x: x IS NULL)), false)
+            )), false)
+        ) AS suspicious
+    FROM parsed
+), typed AS (
+    SELECT *,
+        CASE WHEN suspicious THEN json_type(
+            txt, ['$.metadata', '$.metadata.repository', '$.metadata.repository.name', '$.metadata.artifacts']
+        ) END AS ty
+    FROM flagged
+)
+SELECT instance_id, execution_id, task_id, run_id, page_offset, pos, execution_month, side, txt, p,
+    CASE
+        WHEN txt IS NULL THEN 'missing or null'
+        WHEN trim(txt) = '' THEN 'empty string'
+        WHEN p IS NULL THEN 'invalid JSON'
+        WHEN json_type(txt) <> 'OBJECT' THEN 'not a JSON object but ' || lower(json_type(txt))
+        WHEN NOT suspicious THEN NULL
+        WHEN ty[1] IS NULL THEN 'missing key metadata'
+        WHEN ty[1] <> 'OBJECT' THEN 'metadata is ' || lower(ty[1]) || ', expected an object'
+        WHEN ty[2] IS NULL THEN 'missing key metadata.repository'
+        WHEN ty[2] <> 'OBJECT' THEN 'metadata.repository is ' || lower(ty[2]) || ', expected an object'
+        WHEN ty[3] IS NULL THEN 'missing key metadata.repository.name'
+        WHEN ty[3] <> 'VARCHAR' THEN 'metadata.repository.name is ' || lower(ty[3]) || ', expected a string'
+        WHEN ty[4] IS NULL THEN 'missing key metadata.artifacts'
+        WHEN ty[4] = 'NULL' THEN NULL
+        WHEN ty[4] <> 'ARRAY' THEN 'metadata.artifacts is ' || lower(ty[4]) || ', expected an array'
+        WHEN len(list_filter(json_type(txt, '$.metadata.artifacts[*]'), lambda x: x <> 'OBJECT')) > 0
+            THEN 'an artifact is not an object'
+        WHEN len(list_filter(json_type(txt, '$.metadata.artifacts[*].digest'), lambda x: x = 'VARCHAR'))
+             < len(p.metadata.artifacts)
+            THEN 'an artifact has no digest string'
+        WHEN len(json_type(txt, '$.metadata.artifacts[*].tags')) < len(p.metadata.artifacts)
+            THEN 'an artifact has no tags key'
+        WHEN len(list_filter(json_type(txt, '$.metadata.artifacts[*].tags'), lambda x: x NOT IN ('ARRAY', 'NULL'))) > 0
+            THEN 'the tags of an artifact are not an array'
+        WHEN len(list_filter(json_type(txt, '$.metadata.artifacts[*].tags[*]'), lambda x: x <> 'VARCHAR')) > 0
+            THEN 'a tag is not a string'
+    END AS error
+FROM typed
+"""
+
+TASKS_OUT_SQL = """
+SELECT
+    t.instance_id, t.execution_id, t.task_id, t.policy_id, t.resource_type, t.operation, t.job_id, t.status,
+    t.status_revision, t.start_time, t.end_time,
+    CASE WHEN t.end_time >= t.start_time THEN epoch(t.end_time) - epoch(t.start_time) END AS duration_s,
+    s.p.metadata.repository.name AS src_repository,
+    d.p.metadata.repository.name AS dst_repository,
+    CASE WHEN s.p IS NOT NULL THEN coalesce(len(s.p.metadata.artifacts), 0) END::INTEGER AS src_artifacts,
+    CASE WHEN d.p IS NOT NULL THEN coalesce(len(d.p.metadata.artifacts), 0) END::INTEGER AS dst_artifacts,
+    CASE WHEN s.p IS NOT NULL THEN coalesce(list_sum(list_transform(
+        s.p.metadata.artifacts, lambda a: coalesce(len(a.tags), 0))), 0) END::INTEGER AS src_tags,
+    CASE WHEN d.p IS NOT NULL THEN coalesce(list_sum(list_transform(
+        d.p.metadata.artifacts, lambda a: coalesce(len(a.tags), 0))), 0) END::INTEGER AS dst_tags,
+    TRY_CAST(s.p.metadata.repository.metadata.public AS BOOLEAN) AS src_public,
+    TRY_CAST(d.p.metadata.repository.metadata.public AS BOOLEAN) AS dst_public,
+    s.p.deleted AS src_deleted,
+    d.p.deleted AS dst_deleted,
+    d.p.override AS dst_override,
+    s.error IS NOT NULL AS src_rejected,
+    d.error IS NOT NULL AS dst_rejected,
+    t.run_id, t.execution_month
+FROM kept_tasks t
+JOIN (SELECT * REPLACE (CASE WHEN error IS NULL THEN p END AS p) FROM resources WHERE side = 'src') s
+    USING (instance_id, execution_id, task_id)
+JOIN (SELECT * REPLACE (CASE WHEN error IS NULL THEN p END AS p) FROM resources WHERE side = 'dst') d
+    USING (instance_id, execution_id, task_id)
+ORDER BY t.instance_id, t.execution_month, t.execution_id, t.task_id
+"""
+
+ARTIFACTS_SQL = """
+CREATE OR REPLACE TEMP TABLE artifact_rows AS
+SELECT instance_id, execution_id, task_id, side, artifact_idx, repository,
+       a.type AS artifact_type, a.digest, coalesce(len(a.tags), 0)::INTEGER AS tag_count, a.tags, execution_month
+FROM (
+    SELECT instance_id, execution_id, task_id, side, execution_month,
+           p.metadata.repository.name AS repository,
+           unnest(p.metadata.artifacts) AS a,
+           unnest(range(len(p.metadata.artifacts)))::INTEGER AS artifact_idx
+    FROM resources
+    WHERE error IS NULL AND p.metadata.artifacts IS NOT NULL
+)
+"""
+
+ARTIFACTS_OUT_SQL = """
+SELECT instance_id, execution_id, task_id, side, artifact_idx, repository, artifact_type, digest, tag_count,
+       execution_month
+FROM artifact_rows
+ORDER BY instance_id, execution_month, execution_id, task_id, side, artifact_idx
+"""
+
+TAGS_OUT_SQL = """
+SELECT instance_id, execution_id, task_id, side, artifact_idx, tag_idx, repository, digest, tag, execution_month
+FROM (
+    SELECT instance_id, execution_id, task_id, side, artifact_idx, repository, digest, execution_month,
+           unnest(tags) AS tag, unnest(range(len(tags)))::INTEGER AS tag_idx
+    FROM artifact_rows
+    WHERE tags IS NOT NULL
+)
+ORDER BY instance_id, execution_month, execution_id, task_id, side, artifact_idx, tag_idx
+"""
+
+REJECTS_OUT_SQL = """
+SELECT instance_id, execution_id, task_id, side || '_resource' AS field, error, txt AS raw,
+       run_id, page_offset, pos AS position, execution_month
+FROM resources WHERE error IS NOT NULL
+UNION ALL
+SELECT instance_id, execution_id, NULL, 'id',
+       CASE WHEN id_raw IS NULL THEN 'task has no id: not loaded' ELSE 'task id is not an integer: not loaded' END,
+       id_raw, run_id, page_offset, pos, execution_month
+FROM typed_tasks WHERE task_id IS NULL
+UNION ALL
+SELECT instance_id, execution_id, task_id, 'operation', 'missing', NULL, run_id, page_offset, pos, execution_month
+FROM kept_tasks WHERE operation IS NULL
+UNION ALL
+SELECT instance_id, execution_id, task_id, 'status', 'missing', NULL, run_id, page_offset, pos, execution_month
+FROM kept_tasks WHERE status IS NULL
+UNION ALL
+SELECT instance_id, execution_id, task_id, 'StatusRevision', 'not an integer', revision_raw,
+       run_id, page_offset, pos, execution_month
+FROM kept_tasks WHERE revision_raw IS NOT NULL AND status_revision IS NULL
+UNION ALL
+SELECT instance_id, execution_id, task_id, 'start_time', 'not a timestamp', start_raw,
+       run_id, page_offset, pos, execution_month
+FROM kept_tasks WHERE NULLIF(trim(start_raw), '') IS NOT NULL AND start_time IS NULL
+UNION ALL
+SELECT instance_id, execution_id, task_id, 'end_time', 'not a timestamp', end_raw,
+       run_id, page_offset, pos, execution_month
+FROM kept_tasks WHERE NULLIF(trim(end_raw), '') IS NOT NULL AND end_time IS NULL
+ORDER BY instance_id, execution_month, execution_id, page_offset, position, field
+"""
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """The newest complete fetch of one execution's tasks, as found in the raw landing."""
+
+    instance_id: str
+    execution_id: int
+    run_id: str
+    folder: Path
+    pages: tuple[tuple[int, str, int], ...]  # (offset, file name, rows)
+    execution: dict[str, Any]
+
+    @property
+    def tasks(self) -> int:
+        return sum(rows for _, _, rows in self.pages)
+
+    @property
+    def month(self) -> str:
+        return execution_month(self.execution.get("created_at"))
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.instance_id, self.execution_id)
+
+
+@dataclass
+class TransformStats:
+    tasks: int = 0
+    duplicates: int = 0
+    artifacts: int = 0
+    tags: int = 0
+    rejects: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: TransformStats) -> None:
+        self.tasks += other.tasks
+        self.duplicates += other.duplicates
+        self.artifacts += other.artifacts
+        self.tags += other.tags
+        for name, n in other.rejects.items():
+            self.rejects[name] = self.rejects.get(name, 0) + n
+
+    @property
+    def rejected(self) -> int:
+        return sum(self.rejects.values())
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The rows of some whole executions, one Arrow table per lake table, cast to the declared schemas."""
+
+    fetches: tuple[Fetch, ...]
+    tables: dict[str, pa.Table]
+    stats: TransformStats
+
+
+def execution_month(created_at: Any) -> str:
+    """``YYYY-MM`` of an execution's ``created_at`` (UTC), or ``unknown``."""
+    parsed = parse_time(created_at)
+    return parsed.strftime("%Y-%m") if parsed else "unknown"
+
+
+def parse_time(value: Any) -> datetime | None:
+    """An API time (any fraction digits, ``Z`` or an offset) as an aware UTC datetime; None when empty or bad."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = _FRACTION.sub(lambda m: "." + (m.group(1) + "000000")[:6], value.strip())
+    try:
+        parsed = datetime.fromisoformat(text.replace("z", "Z"))
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def plan(landing: Landing, only: Iterable[tuple[str, int]] | None = None) -> list[Fetch]:
+    """The newest complete fetch of every execution (or of ``only`` those), in (instance, execution) order."""
+    wanted = set(only) if only is not None else None
+    newest: dict[tuple[str, int], Fetch] = {}
+    for manifest in landing.manifests("tasks"):
+        key = (str(manifest["instance_id"]), int(manifest["execution_id"]))
+        if wanted is not None and key not in wanted:
+            continue
+        current = newest.get(key)
+        if current is not None and current.run_id > manifest["run_id"]:
+            continue
+        newest[key] = Fetch(
+            instance_id=key[0],
+            execution_id=key[1],
+            run_id=str(manifest["run_id"]),
+            folder=Path(manifest["folder"]),
+            pages=tuple((int(p["offset"]), str(p["file"]), int(p["rows"])) for p in manifest["pages"]),
+            execution=dict(manifest.get("execution") or {}),
+        )
+    return [newest[key] for key in sorted(newest)]
+
+
+def batches(fetches: Iterable[Fetch], batch_tasks: int = DEFAULT_BATCH_TASKS) -> Iterator[list[Fetch]]:
+    """Whole executions, about ``batch_tasks`` tasks a batch (an execution larger than that is a batch alone)."""
+    batch: list[Fetch] = []
+    size = 0
+    for fetch in fetches:
+        if batch and size + fetch.tasks > batch_tasks:
+            yield batch
+            batch, size = [], 0
+        batch.append(fetch)
+        size += fetch.tasks
+    if batch:
+        yield batch
+
+
+class Transformer:
+    """Turns batches of fetches into Arrow tables. Holds one DuckDB connection; use as a context manager."""
+
+    def __init__(self, *, threads: int | None = None, memory_limit: str = "1GB") -> None:
+        self.db = duckdb.connect()
+        self.db.execute(f"SET threads = {int(threads or os.cpu_count() or 2)}")
+        self.db.execute(f"SET memory_limit = '{memory_limit}'")
+        self.db.execute("SET TimeZone = 'UTC'")
+        self.db.execute("SET preserve_insertion_order = false")
+        self._scratch = Path(tempfile.mkdtemp(prefix="swr-etl-transform-"))
+
+    def close(self) -> None:
+        self.db.close()
+        shutil.rmtree(self._scratch, ignore_errors=True)
+
+    def __enter__(self) -> Transformer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def transform(self, fetches: list[Fetch]) -> Batch:
+        files, python_rejects = self._register_files(fetches)
+        try:
+            self.db.execute(READ_SQL, {"files": files})
+        except duckdb.InvalidInputException:
+            # some page is not a list of task objects: find it and read it record by record
+            files, more = self._sanitise(fetches, files)
+            python_rejects.extend(more)
+            self.db.execute(READ_SQL, {"files": files})
+        self.db.execute(TASKS_SQL)
+        self.db.execute(RESOURCES_SQL)
+        self.db.execute(ARTIFACTS_SQL)
+        tables = {
+            TASKS.name: self._fetch(TASKS, TASKS_OUT_SQL),
+            ARTIFACTS.name: self._fetch(ARTIFACTS, ARTIFACTS_OUT_SQL),
+            TAGS.name: self._fetch(TAGS, TAGS_OUT_SQL),
+            REJECTS.name: _explain(self._fetch(REJECTS, REJECTS_OUT_SQL), python_rejects),
+        }
+        listed, kept = self.db.execute(
+            "SELECT (SELECT count(*) FROM typed_tasks WHERE task_id IS NOT NULL), (SELECT count(*) FROM kept_tasks)"
+        ).fetchone() or (0, 0)
+        rejects: dict[str, int] = {}
+        for name in tables[REJECTS.name].column("field").to_pylist():
+            rejects[name] = rejects.get(name, 0) + 1
+        stats = TransformStats(
+            tasks=tables[TASKS.name].num_rows,
+            duplicates=int(listed) - int(kept),
+            artifacts=tables[ARTIFACTS.name].num_rows,
+            tags=tables[TAGS.name].num_rows,
+            rejects=rejects,
+        )
+        self.db.execute("DROP TABLE raw_tasks; DROP TABLE typed_tasks; DROP TABLE kept_tasks")
+        self.db.execute("DROP TABLE resources; DROP TABLE artifact_rows")
+        return Batch(tuple(fetches), tables, stats)
+
+    def _fetch(self, table: Table, sql: str) -> pa.Table:
+        result = self.db.sql(sql).to_arrow_table()
+        return result.select(table.columns).cast(table.schema)
+
+    def _register_files(self, fetches: list[Fetch]) -> tuple[list[str], list[dict[str, Any]]]:
+        rows: dict[str, list[Any]] = {k: [] for k in ("filename", "instance_id", "execution_id", "run_id")}
+        rows.update({"page_offset": [], "execution_month": [], "policy_id": []})
+        files = []
+        for fetch in fetches:
+            policy_id = fetch.execution.get("policy_id")
+            for offset, name, _ in fetch.pages:
+                path = str(fetch.folder / name)
+                files.append(path)
+                rows["filename"].append(path)
+                rows["instance_id"].append(fetch.instance_id)
+                rows["execution_id"].append(fetch.execution_id)
+                rows["run_id"].append(fetch.run_id)
+                rows["page_offset"].append(offset)
+                rows["execution_month"].append(fetch.month)
+                rows["policy_id"].append(policy_id if isinstance(policy_id, int) else None)
+        table = pa.table(
+            rows,
+            schema=pa.schema(
+                [
+                    ("filename", pa.string()),
+                    ("instance_id", pa.string()),
+                    ("execution_id", pa.int64()),
+                    ("run_id", pa.string()),
+                    ("page_offset", pa.int64()),
+                    ("execution_month", pa.string()),
+                    ("policy_id", pa.int64()),
+                ]
+            ),
+        )
+        self.db.register("batch_files_arrow", table)
+        self.db.execute("CREATE OR REPLACE TEMP TABLE batch_files AS SELECT * FROM batch_files_arrow")
+        self.db.unregister("batch_files_arrow")
+        return files, []
+
+    def _sanitise(self, fetches: list[Fetch], files: list[str]) -> tuple[list[str], list[dict[str, Any]]]:
+        """The batch did not read as pages of task objects: find the pages that do not, and read those in
+        Python. Their task objects are kept (in a cleaned copy of the page); anything else is rejected whole."""
+        meta = {str(f.folder / name): (f, offset) for f in fetches for offset, name, _ in f.pages}
+        out: list[str] = []
+        rejects: list[dict[str, Any]] = []
+        for path in files:
+            try:
+                self.db.execute(READ_SQL.replace("JOIN batch_files", "LEFT JOIN batch_files"), {"files": [path]})
+                out.append(path)
+                continue
+            except duckdb.InvalidInputException as exc:
+                reason = str(exc).split("\n")[0]
+            fetch, offset = meta[path]
+            body = Landing.read_page(fetch.folder, _page_entry(fetch, path))
+            base = {
+                "instance_id": fetch.instance_id,
+                "execution_id": fetch.execution_id,
+                "task_id": None,
+                "run_id": fetch.run_id,
+                "page_offset": offset,
+                "execution_month": fetch.month,
+            }
+            try:
+                page = json.loads(body)
+                tasks = page.get("tasks") if isinstance(page, dict) else None
+            except ValueError as err:
+                page, tasks = None, None
+                reason = f"page is not JSON: {err}"
+            if not isinstance(tasks, list):
+                text = body.decode("utf-8", "replace")
+                rejects.append({**base, "field": "page", "error": f"tasks is not a list ({reason})", "raw": text})
+                rejects[-1]["position"] = None
+                continue
+            kept = []
+            for position, task in enumerate(tasks):
+                if isinstance(task, dict):
+                    kept.append(task)
+                else:
+                    raw = json.dumps(task, ensure_ascii=False)
+                    rejects.append({**base, "field": "task", "error": "task is not an object", "raw": raw})
+                    rejects[-1]["position"] = position
+            cleaned = self._scratch / f"{len(out)}-{Path(path).name.removesuffix('.gz')}"
+            cleaned.write_text(json.dumps({"tasks": [_as_text(t) for t in kept]}, ensure_ascii=False))
+            self.db.execute(
+                "UPDATE batch_files SET filename = $new WHERE filename = $old", {"new": str(cleaned), "old": path}
+            )
+            out.append(str(cleaned))
+            log.warning("page %s was not a list of task objects: read it record by record", path)
+        return out, rejects
+
+
+def _as_text(task: dict[str, Any]) -> dict[str, Any]:
+    """A task whose fields may hold anything: nested values as JSON text, so the typed reader accepts them."""
+    return {
+        k: v if v is None or isinstance(v, str | int | float | bool) else json.dumps(v, ensure_ascii=False)
+        for k, v in task.items()
+    }
+
+
+def _page_entry(fetch: Fetch, path: str) -> dict[str, Any]:
+    manifest = json.loads((fetch.folder / "_manifest.json").read_bytes())
+    name = Path(path).name
+    return next(p for p in manifest["pages"] if p["file"] == name)
+
+
+def _explain(rejects: pa.Table, extra: list[dict[str, Any]]) -> pa.Table:
+    """Add detail to 'invalid JSON' reasons (where the text stops being JSON) and append Python's rejects."""
+    errors = rejects.column("error").to_pylist()
+    raws = rejects.column("raw").to_pylist()
+    changed = False
+    for i, (error, raw) in enumerate(zip(errors, raws, strict=True)):
+        if error == "invalid JSON" and raw is not None:
+            errors[i] = describe_invalid_json(raw)
+            changed = True
+    if changed:
+        rejects = rejects.set_column(
+            rejects.schema.get_field_index("error"), REJECTS.schema.field("error"), pa.array(errors, pa.string())
+        )
+    if extra:
+        rows = {name: [r.get(name) for r in extra] for name in REJECTS.columns}
+        rejects = pa.concat_tables([rejects, pa.table(rows, schema=REJECTS.schema)])
+    return rejects
+
+
+def describe_invalid_json(text: str) -> str:
+    """Why ``text`` is not a JSON document, in words an operator can act on."""
+    try:
+        _, end = json.JSONDecoder().raw_decode(text.lstrip())
+    except ValueError as exc:
+        return f"invalid JSON: {exc}"
+    trailing = text.lstrip()[end:]
+    return (
+        f"invalid JSON: a complete JSON value followed by {len(trailing)} characters of trailing text "
+        f"starting {trailing[:40]!r}"
+    )
+
+
+def load_executions(landing: Landing, fetched: dict[tuple[str, int], str]) -> pa.Table:
+    """Every execution ever listed (history stays when the API forgets it), newest listing wins.
+
+    ``fetched`` maps (instance, execution) to the run id of the task fetch loaded for it.
+    """
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
+    first_seen: dict[tuple[str, int], str] = {}
+    for manifest in landing.manifests("executions"):
+        run_id = str(manifest["run_id"])
+        instance_id = str(manifest["instance_id"])
+        for page in manifest["pages"]:
+            body = json.loads(Landing.read_page(manifest["folder"], page))
+            for record in body.get("executions") or []:
+                if not isinstance(record, dict) or not isinstance(record.get("id"), int):
+                    continue
+                key = (instance_id, record["id"])
+                first_seen[key] = min(first_seen.get(key, run_id), run_id)
+                if key not in rows or rows[key]["last_seen_run"] <= run_id:
+                    rows[key] = {"record": record, "last_seen_run": run_id}
+    out: dict[str, list[Any]] = {name: [] for name in EXECUTIONS.columns}
+    for key in sorted(rows):
+        record = rows[key]["record"]
+        values = {
+            "instance_id": key[0],
+            "execution_id": key[1],
+            "policy_id": _int(record.get("policy_id")),
+            "status": _str(record.get("status")),
+            "status_text": _str(record.get("status_text")),
+            "trigger": _str(record.get("trigger")),
+            "total": _int(record.get("total")),
+            "succeed": _int(record.get("succeed")),
+            "failed": _int(record.get("failed")),
+            "in_progress": _int(record.get("in_progress")),
+            "stopped": _int(record.get("stopped")),
+            "created_at": parse_time(record.get("created_at")),
+            "updated_at": parse_time(record.get("updated_at")),
+            "execution_month": execution_month(record.get("created_at")),
+            "first_seen_run": first_seen[key],
+            "last_seen_run": rows[key]["last_seen_run"],
+            "tasks_run": fetched.get(key),
+        }
+        for name in EXECUTIONS.columns:
+            out[name].append(values[name])
+    return pa.table(out, schema=EXECUTIONS.schema)
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

@@ -1,0 +1,156 @@
+"""The warehouse: ``DATA_DIR/warehouse.duckdb``, views over the lake for SQL and BI tools.
+
+It holds no data, only views: one per lake table (explicit columns, in the schema's order) and one per file
+in ``sql/``. Any DuckDB client opens it read-only and sees the current lake without running anything:
+the views read ``DATA_DIR/lake/...``, which is the symlink every load swaps atomically.
+
+The views hold the data directory's absolute path. If the directory is moved, the next ``swr-etl`` command
+that uses the warehouse (``query``, ``rebuild``, ``run``) notices and rewrites the views; ``swr-etl
+rebuild --views-only`` does only that. The file itself is rebuilt under a temporary name and renamed into
+place, so a reader never sees it half-made.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from pipeline.errors import SwrEtlError
+from pipeline.schema import PARTITION_COLUMNS, TABLES, Table
+
+log = logging.getLogger(__name__)
+
+WAREHOUSE = "warehouse.duckdb"
+_VIEW_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class WarehouseError(SwrEtlError):
+    """The warehouse could not be built or queried."""
+
+
+@dataclass(frozen=True)
+class SqlView:
+    name: str
+    sql: str
+    question: str
+
+
+def _sql_folder() -> Traversable:
+    """``sql/``: installed as ``pipeline/sql`` by a wheel, or beside the package in a source checkout."""
+    try:
+        return resources.files("pipeline.sql")
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "sql"
+
+
+def sql_views() -> list[SqlView]:
+    """Every analytics view shipped in ``sql/``: one file a view, opening with a comment (the question)."""
+    views = []
+    for entry in sorted(_sql_folder().iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".sql"):
+            continue
+        name = entry.name.removesuffix(".sql")
+        if not _VIEW_NAME.match(name):
+            raise WarehouseError(f"sql/{entry.name}: a view name must be lower_snake_case")
+        text = entry.read_text(encoding="utf-8")
+        comment = [line.removeprefix("--").strip() for line in text.splitlines() if line.startswith("--")]
+        if not comment:
+            raise WarehouseError(f"sql/{entry.name} must open with a comment saying what question it answers")
+        views.append(SqlView(name, text.strip().rstrip(";"), " ".join(comment)))
+    return views
+
+
+def _duck_type(kind: pa.DataType) -> str:
+    if pa.types.is_timestamp(kind):
+        return "TIMESTAMPTZ"
+    return {
+        pa.string(): "VARCHAR",
+        pa.int64(): "BIGINT",
+        pa.int32(): "INTEGER",
+        pa.float64(): "DOUBLE",
+        pa.bool_(): "BOOLEAN",
+    }[kind]
+
+
+def table_view_sql(table: Table, lake: Path) -> str:
+    """The view of one lake table: its columns in schema order, over its Parquet files (or empty, typed)."""
+    folder = lake / table.name
+    columns = ", ".join(f'"{c}"' for c in table.columns)
+    if table.partitioned:
+        pattern = folder / "*" / "*" / "*.parquet"
+        has_files = any(folder.glob("*/*/*.parquet"))
+        hive = ", ".join(f"'{c}': 'VARCHAR'" for c in PARTITION_COLUMNS)
+        source = f"read_parquet('{_quote(pattern)}', hive_partitioning = true, hive_types = {{{hive}}})"
+    else:
+        pattern = folder / "*.parquet"
+        has_files = any(folder.glob("*.parquet"))
+        source = f"read_parquet('{_quote(pattern)}')"
+    if not has_files:
+        typed = ", ".join(f'CAST(NULL AS {_duck_type(f.type)}) AS "{f.name}"' for f in table.schema)
+        return f"CREATE VIEW {table.name} AS SELECT {typed} WHERE false"
+    return f"CREATE VIEW {table.name} AS SELECT {columns} FROM {source}"
+
+
+def _quote(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def build(data_dir: Path) -> Path:
+    """(Re)write ``warehouse.duckdb`` for the lake of ``data_dir``; returns its path."""
+    data_dir = Path(data_dir).resolve()
+    lake = data_dir / "lake"
+    target = data_dir / WAREHOUSE
+    tmp = data_dir / f".{WAREHOUSE}.{os.getpid()}.tmp"
+    tmp.unlink(missing_ok=True)
+    try:
+        with duckdb.connect(str(tmp)) as db:
+            db.execute("SET TimeZone = 'UTC'")
+            for table in TABLES.values():
+                db.execute(table_view_sql(table, lake))
+                db.execute(f"COMMENT ON VIEW {table.name} IS '{table.doc}'")
+            for view in sql_views():
+                try:
+                    db.execute(f"CREATE VIEW {view.name} AS {view.sql}")
+                except duckdb.Error as exc:
+                    raise WarehouseError(f"sql/{view.name}.sql does not run: {exc}") from exc
+                db.execute(f"COMMENT ON VIEW {view.name} IS '{view.question.replace(chr(39), chr(39) * 2)}'")
+            db.execute("CREATE TABLE _swr_etl_meta AS SELECT $dir AS data_dir", {"dir": str(data_dir)})
+        os.replace(tmp, target)
+    except (OSError, duckdb.Error) as exc:
+        tmp.unlink(missing_ok=True)
+        raise WarehouseError(f"could not write {target}: {exc}") from exc
+    finally:
+        Path(f"{tmp}.wal").unlink(missing_ok=True)
+    return target
+
+
+def ensure(data_dir: Path) -> Path:
+    """The warehouse of ``data_dir``, rebuilt first if it is missing or was made for another location."""
+    data_dir = Path(data_dir).resolve()
+    target = data_dir / WAREHOUSE
+    if not (data_dir / "lake").exists():
+        raise WarehouseError(f"no lake in {data_dir}: run 'swr-etl run' or 'swr-etl rebuild' first")
+    try:
+        with duckdb.connect(str(target), read_only=True) as db:
+            row = db.execute("SELECT data_dir FROM _swr_etl_meta").fetchall()
+        if row and row[0][0] == str(data_dir):
+            return target
+        log.warning("the data directory moved to %s: rewriting the warehouse views", data_dir)
+    except duckdb.Error:
+        log.info("building the warehouse for %s", data_dir)
+    return build(data_dir)
+
+
+def connect(data_dir: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the warehouse (rebuilt first if needed), in UTC."""
+    db = duckdb.connect(str(ensure(data_dir)), read_only=True)
+    db.execute("SET TimeZone = 'UTC'")
+    return db

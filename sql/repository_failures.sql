@@ -1,0 +1,18 @@
+-- Which repositories fail most? Per instance and source repository: tasks, failed and stopped tasks, the
+-- failure rate (failed or stopped / finished), and the last failure. Grain: one row per instance and source
+-- repository. Columns: instance_id, src_repository, tasks, failed, stopped, failure_rate, last_failure.
+SELECT
+    instance_id,
+    src_repository,
+    count(*) AS tasks,
+    count(*) FILTER (WHERE status = 'Failed') AS failed,
+    count(*) FILTER (WHERE status = 'Stopped') AS stopped,
+    round(
+        count(*) FILTER (WHERE status IN ('Failed', 'Stopped'))
+        / nullif(count(*) FILTER (WHERE status IN ('Succeed', 'Failed', 'Stopped')), 0),
+        4
+    ) AS failure_rate,
+    max(start_time) FILTER (WHERE status IN ('Failed', 'Stopped')) AS last_failure
+FROM tasks
+WHERE src_repository IS NOT NULL
+GROUP BY instance_id, src_repository

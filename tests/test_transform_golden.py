@@ -1,0 +1,389 @@
+"""Transform and load on small hand-made landings, whose every output row was checked by hand."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from conftest import SEED_FILE
+
+from pipeline.landing import Landing
+from pipeline.load import load_lake
+from pipeline.schema import TABLES
+from pipeline.transform import describe_invalid_json, parse_time
+
+IID = "inst-1"
+EXECUTION = {
+    "id": 7,
+    "policy_id": 3,
+    "status": "Failed",
+    "status_text": "",
+    "trigger": "manual",
+    "total": 5,
+    "failed": 1,
+    "succeed": 3,
+    "in_progress": 0,
+    "stopped": 1,
+    "created_at": "2026-10-31T23:59:00Z",
+    "updated_at": "2026-11-01T00:10:00.5+08:00",
+}
+D1, D2, D3 = ("sha256:" + c * 64 for c in "abc")
+
+
+def resource(repo: str, artifacts: Any, **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "artifact",
+        "metadata": {"repository": {"name": repo, "metadata": {"public": "true"}}, "artifacts": artifacts},
+        "registry": None,
+        "deleted": False,
+        "is_delete_tag": False,
+        "override": True,
+        **extra,
+    }
+
+
+def task(task_id: int, src: Any, dst: Any, **extra: Any) -> dict[str, Any]:
+    out = {
+        "id": task_id,
+        "execution_id": 7,
+        "resource_type": "artifact",
+        "src_resource": src if not isinstance(src, dict) else json.dumps(src),
+        "dst_resource": dst if not isinstance(dst, dict) else json.dumps(dst),
+        "operation": "copy",
+        "job_id": f"job-{task_id}",
+        "status": "Succeed",
+        "StatusRevision": 100 + task_id,
+        "start_time": "2026-11-01T08:00:00.123456789Z",
+        "end_time": "2026-11-01T08:00:10.5Z",
+    }
+    out.update(extra)
+    return {k: v for k, v in out.items() if v is not ...}
+
+
+ARTS = [
+    {"type": "IMAGE", "digest": D1, "labels": None, "tags": ["1.0", "latest"]},
+    {"type": "IMAGE", "digest": D2, "labels": None, "tags": None},
+]
+PAGE_0 = [
+    # 1: a clean copy; the destination lost tag "latest"
+    task(1, resource("team/app", ARTS), resource("mirror/app", [{**ARTS[0], "tags": ["1.0"]}, ARTS[1]])),
+    # 2: the destination is an object, not a string (valid); the source is truncated JSON
+    task(2, '{"type":"artifact","metadata":{"repo', {**resource("mirror/x", [])}, status="Failed"),
+    # 3: wrong types: artifacts is a string; the destination's tags are a string; no end time yet
+    task(
+        3,
+        resource("team/bad", "oops"),
+        resource("mirror/bad", [{"type": "IMAGE", "digest": D3, "tags": "latest"}]),
+        status="InProgress",
+        end_time="",
+    ),
+]
+PAGE_100 = [
+    # 4: no operation, a start time that does not parse, a null destination, empty artifact list on the source
+    task(4, resource("team/empty", []), None, operation=..., start_time="yesterday", status="Stopped"),
+    # 1 again, seen with a higher revision on a later page: this one wins
+    task(1, resource("team/app", ARTS[:1]), resource("mirror/app", ARTS[:1]), StatusRevision=999),
+    # no usable id: not a task row, kept in rejects
+    task(0, resource("a/b", []), resource("c/d", [])) | {"id": "x-9"},
+]
+
+
+def land(data_dir: Path, pages: list[list[dict[str, Any]]], execution: dict[str, Any] = EXECUTION) -> None:
+    landing = Landing(data_dir)
+    run_id = "20261101T000000000Z-aaaaaa"
+    listing = landing.fetch("executions", run_id, instance_id=IID)
+    body = json.dumps({"executions": [execution], "total": 1}).encode()
+    common = {"path": "/p", "params": {}, "limit": 100, "status": 200, "request_id": None, "fetched_at": "t"}
+    listing.add(listing.write_page(body=body, offset=0, rows=1, total=1, **common))
+    listing.complete()
+    writer = landing.fetch("tasks", run_id, instance_id=IID, execution_id=execution["id"])
+    total = sum(map(len, pages))
+    for n, tasks in enumerate(pages):
+        body = json.dumps({"tasks": tasks, "total": total}).encode()
+        writer.add(writer.write_page(body=body, offset=100 * n, rows=len(tasks), total=total, **common))
+    writer.complete(execution=execution)
+
+
+def rows(data_dir: Path, table: str, order: str) -> list[dict[str, Any]]:
+    t = TABLES[table]
+    db = duckdb.connect()
+    db.execute("SET TimeZone = 'UTC'")
+    if t.partitioned:
+        source = f"read_parquet('{data_dir}/lake/{table}/*/*/*.parquet', hive_partitioning = true)"
+    else:
+        source = f"read_parquet('{data_dir}/lake/{table}/*.parquet')"
+    if not list((data_dir / "lake" / table).rglob("*.parquet")):
+        return []
+    result = db.sql(f"SELECT {', '.join(t.columns)} FROM {source} ORDER BY {order}")
+    return [dict(zip(t.columns, r, strict=True)) for r in result.fetchall()]
+
+
+def ts(text: str) -> datetime:
+    parsed = parse_time(text)
+    assert parsed is not None
+    return parsed
+
+
+@pytest.fixture
+def golden(tmp_path: Path) -> Path:
+    land(tmp_path, [PAGE_0, PAGE_100])
+    summary = load_lake(tmp_path, version="20261101T000001000Z-bbbbbb")
+    assert summary.stats.tasks == 4
+    assert summary.stats.duplicates == 1
+    return tmp_path
+
+
+def test_golden_tasks(golden: Path) -> None:
+    got = rows(golden, "tasks", "task_id")
+    common = {"instance_id": IID, "execution_id": 7, "policy_id": 3, "resource_type": "artifact"}
+    common |= {"run_id": "20261101T000000000Z-aaaaaa", "execution_month": "2026-10"}
+    start, end = ts("2026-11-01T08:00:00.123456Z"), ts("2026-11-01T08:00:10.5Z")
+    assert got == [
+        {
+            **common,
+            "task_id": 1,
+            "operation": "copy",
+            "job_id": "job-1",
+            "status": "Succeed",
+            "status_revision": 999,
+            "start_time": start,
+            "end_time": end,
+            "duration_s": pytest.approx(10.376544),
+            "src_repository": "team/app",
+            "dst_repository": "mirror/app",
+            "src_artifacts": 1,
+            "dst_artifacts": 1,
+            "src_tags": 2,
+            "dst_tags": 2,
+            "src_public": True,
+            "dst_public": True,
+            "src_deleted": False,
+            "dst_deleted": False,
+            "dst_override": True,
+            "src_rejected": False,
+            "dst_rejected": False,
+        },
+        {
+            **common,
+            "task_id": 2,
+            "operation": "copy",
+            "job_id": "job-2",
+            "status": "Failed",
+            "status_revision": 102,
+            "start_time": start,
+            "end_time": end,
+            "duration_s": pytest.approx(10.376544),
+            "src_repository": None,
+            "dst_repository": "mirror/x",
+            "src_artifacts": None,
+            "dst_artifacts": 0,
+            "src_tags": None,
+            "dst_tags": 0,
+            "src_public": None,
+            "dst_public": True,
+            "src_deleted": None,
+            "dst_deleted": False,
+            "dst_override": True,
+            "src_rejected": True,
+            "dst_rejected": False,
+        },
+        {
+            **common,
+            "task_id": 3,
+            "operation": "copy",
+            "job_id": "job-3",
+            "status": "InProgress",
+            "status_revision": 103,
+            "start_time": start,
+            "end_time": None,
+            "duration_s": None,
+            "src_repository": None,
+            "dst_repository": None,
+            "src_artifacts": None,
+            "dst_artifacts": None,
+            "src_tags": None,
+            "dst_tags": None,
+            "src_public": None,
+            "dst_public": None,
+            "src_deleted": None,
+            "dst_deleted": None,
+            "dst_override": None,
+            "src_rejected": True,
+            "dst_rejected": True,
+        },
+        {
+            **common,
+            "task_id": 4,
+            "operation": None,
+            "job_id": "job-4",
+            "status": "Stopped",
+            "status_revision": 104,
+            "start_time": None,
+            "end_time": end,
+            "duration_s": None,
+            "src_repository": "team/empty",
+            "dst_repository": None,
+            "src_artifacts": 0,
+            "dst_artifacts": None,
+            "src_tags": 0,
+            "dst_tags": None,
+            "src_public": True,
+            "dst_public": None,
+            "src_deleted": False,
+            "dst_deleted": None,
+            "dst_override": None,
+            "src_rejected": False,
+            "dst_rejected": True,
+        },
+    ]
+
+
+def test_golden_artifacts_and_tags(golden: Path) -> None:
+    key = {"instance_id": IID, "execution_id": 7, "task_id": 1, "execution_month": "2026-10"}
+    assert rows(golden, "artifacts", "task_id, side DESC, artifact_idx") == [
+        {**key, "side": "src", "artifact_idx": 0, "repository": "team/app", "artifact_type": "IMAGE", "digest": D1,
+         "tag_count": 2},
+        {**key, "side": "dst", "artifact_idx": 0, "repository": "mirror/app", "artifact_type": "IMAGE",
+         "digest": D1, "tag_count": 2},
+    ]  # fmt: skip
+    assert rows(golden, "tags", "task_id, side DESC, artifact_idx, tag_idx") == [
+        {**key, "side": "src", "artifact_idx": 0, "tag_idx": 0, "repository": "team/app", "digest": D1, "tag": "1.0"},
+        {**key, "side": "src", "artifact_idx": 0, "tag_idx": 1, "repository": "team/app", "digest": D1,
+         "tag": "latest"},
+        {**key, "side": "dst", "artifact_idx": 0, "tag_idx": 0, "repository": "mirror/app", "digest": D1,
+         "tag": "1.0"},
+        {**key, "side": "dst", "artifact_idx": 0, "tag_idx": 1, "repository": "mirror/app", "digest": D1,
+         "tag": "latest"},
+    ]  # fmt: skip
+
+
+def test_golden_rejects(golden: Path) -> None:
+    got = rows(golden, "rejects", "page_offset, position, field")
+    common = {"instance_id": IID, "execution_id": 7, "run_id": "20261101T000000000Z-aaaaaa"}
+    common |= {"execution_month": "2026-10"}
+    truncated = PAGE_0[1]["src_resource"]
+    assert got == [
+        {**common, "task_id": 2, "field": "src_resource", "error": describe_invalid_json(truncated),
+         "raw": truncated, "page_offset": 0, "position": 1},
+        {**common, "task_id": 3, "field": "dst_resource", "error": "the tags of an artifact are not an array",
+         "raw": PAGE_0[2]["dst_resource"], "page_offset": 0, "position": 2},
+        {**common, "task_id": 3, "field": "src_resource", "error": "metadata.artifacts is varchar, expected an array",
+         "raw": PAGE_0[2]["src_resource"], "page_offset": 0, "position": 2},
+        {**common, "task_id": 4, "field": "dst_resource", "error": "missing or null", "raw": None,
+         "page_offset": 100, "position": 0},
+        {**common, "task_id": 4, "field": "operation", "error": "missing", "raw": None, "page_offset": 100,
+         "position": 0},
+        {**common, "task_id": 4, "field": "start_time", "error": "not a timestamp", "raw": "yesterday",
+         "page_offset": 100, "position": 0},
+        {**common, "task_id": None, "field": "id", "error": "task id is not an integer: not loaded", "raw": "x-9",
+         "page_offset": 100, "position": 2},
+    ]  # fmt: skip
+    assert truncated.startswith('{"type":"artifact"')
+
+
+def test_golden_executions(golden: Path) -> None:
+    assert rows(golden, "executions", "execution_id") == [
+        {
+            "instance_id": IID,
+            "execution_id": 7,
+            "policy_id": 3,
+            "status": "Failed",
+            "status_text": "",
+            "trigger": "manual",
+            "total": 5,
+            "succeed": 3,
+            "failed": 1,
+            "in_progress": 0,
+            "stopped": 1,
+            "created_at": datetime(2026, 10, 31, 23, 59, tzinfo=UTC),
+            "updated_at": datetime(2026, 10, 31, 16, 10, 0, 500000, tzinfo=UTC),
+            "execution_month": "2026-10",
+            "first_seen_run": "20261101T000000000Z-aaaaaa",
+            "last_seen_run": "20261101T000000000Z-aaaaaa",
+            "tasks_run": "20261101T000000000Z-aaaaaa",
+        }
+    ]
+
+
+def seed_example() -> dict[str, Any]:
+    text = SEED_FILE.read_text()
+    start = text.index('{ "total" : 1')
+    body: dict[str, Any] = json.loads(text[start : text.index("\nSDK Sample Code")])
+    return body
+
+
+def test_the_vendors_own_example_response(tmp_path: Path) -> None:
+    example = seed_example()
+    (raw_task,) = example["tasks"]
+    execution = {**EXECUTION, "id": 83}
+    land(tmp_path, [example["tasks"]], execution)
+    load_lake(tmp_path, version="20261101T000001000Z-bbbbbb")
+
+    (row,) = rows(tmp_path, "tasks", "task_id")
+    assert row["task_id"] == 1927
+    assert row["start_time"] == datetime(2021, 2, 6, 8, 1, 6, 42660, tzinfo=UTC)
+    assert row["end_time"] == datetime(2021, 2, 6, 8, 34, 46, tzinfo=UTC)
+    assert row["duration_s"] == pytest.approx(2019.95734)
+    assert (
+        row["status"] == "Succeed"
+        and row["status_revision"] == 1612598465
+        and row["job_id"] == "3541b99f9e562586ffbf3445"
+    )
+    assert row["operation"] is None and row["src_rejected"] and row["dst_rejected"]
+
+    rejects = {r["field"]: r for r in rows(tmp_path, "rejects", "field")}
+    assert set(rejects) == {"src_resource", "dst_resource", "operation"}
+    src = rejects["src_resource"]
+    assert src["raw"] == raw_task["src_resource"]  # kept whole, byte for byte
+    assert src["error"].startswith("invalid JSON: a complete JSON value followed by ")
+    assert 'trailing text starting \'", "dst_resource":"{"type"' in src["error"]
+    assert rejects["dst_resource"]["error"] == "missing or null" and rejects["dst_resource"]["raw"] is None
+    assert rejects["operation"]["error"] == "missing"
+    assert rows(tmp_path, "artifacts", "task_id") == []
+
+
+def test_pages_that_are_not_lists_of_tasks_are_rejected_whole_and_the_rest_loads(tmp_path: Path) -> None:
+    good = task(1, resource("a/b", ARTS[:1]), resource("c/b", ARTS[:1]))
+    land(tmp_path, [[good, "not a task", 42]])
+    summary = load_lake(tmp_path, version="20261101T000001000Z-bbbbbb")
+    assert summary.stats.tasks == 1
+    assert [r["task_id"] for r in rows(tmp_path, "tasks", "task_id")] == [1]
+    rejects = rows(tmp_path, "rejects", "position")
+    assert [(r["field"], r["error"], r["raw"], r["position"]) for r in rejects] == [
+        ("task", "task is not an object", '"not a task"', 1),
+        ("task", "task is not an object", "42", 2),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            '{"a": 1} tail',
+            "invalid JSON: a complete JSON value followed by 5 characters of trailing text starting ' tail'",
+        ),
+        ('{"a": ', "invalid JSON: Expecting value: line 1 column 7 (char 6)"),
+    ],
+)
+def test_invalid_json_is_described(text: str, expected: str) -> None:
+    assert describe_invalid_json(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2021-02-06T08:01:06.04266Z", datetime(2021, 2, 6, 8, 1, 6, 42660, tzinfo=UTC)),
+        ("2021-02-06T08:01:06Z", datetime(2021, 2, 6, 8, 1, 6, tzinfo=UTC)),
+        ("2021-02-06T16:01:06.123456789+08:00", datetime(2021, 2, 6, 8, 1, 6, 123456, tzinfo=UTC)),
+        ("2021-02-06 08:01:06", datetime(2021, 2, 6, 8, 1, 6, tzinfo=UTC)),
+        ("", None),
+        ("soon", None),
+        (None, None),
+    ],
+)
+def test_times(text: str | None, expected: datetime | None) -> None:
+    assert parse_time(text) == expected
