@@ -178,21 +178,11 @@ class LakeVersion:
         self.touched.update(keys)
 
     def write(self, batch: Batch) -> None:
-        for name, table in batch.tables.items():
-            self._write_rows(TABLES[name], table)
-
-    def _write_rows(self, table: Table, rows: pa.Table) -> None:
-        if rows.num_rows == 0:
-            return
-        instances = rows.column("instance_id")
-        months = rows.column("execution_month")
-        data = rows.drop_columns(list(PARTITION_COLUMNS))
-        keys = pc.binary_join_element_wise(instances, months, "\x00")
-        for key in pc.unique(keys).to_pylist():
-            instance_id, month = key.split("\x00")
-            self.touched.add((instance_id, month))
-            part = data.filter(pc.equal(keys, key))
-            self._writer(table, instance_id, month).write(part)
+        """Append a batch's rows to the files of their partitions."""
+        for name in batch.tables:
+            for (instance_id, month), rows in batch.partitions(name):
+                self.touched.add((instance_id, month))
+                self._writer(TABLES[name], instance_id, month).write(rows.drop_columns(list(PARTITION_COLUMNS)))
 
     def _carry_over(self) -> None:
         """Partitions not touched: hard links. Touched ones: their old rows, minus replaced executions."""
