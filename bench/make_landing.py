@@ -68,7 +68,7 @@ def _land_execution(args: tuple[str, str, dict[str, Any], int]) -> int:
                 total=count,
             )
         )
-    writer.complete(execution=execution, tasks=count, duplicates=0, total_reported=count, shortfall=0)
+    writer.complete(execution=execution, tasks=count, duplicates=0, total_reported=count, missing=0, passes=1)
     return count
 
 

@@ -23,9 +23,10 @@ import click
 import duckdb
 
 from pipeline import __version__
+from pipeline.client import SwrClient
 from pipeline.config import SECRET_ENV, Credentials, Settings, resolve_settings
 from pipeline.errors import SwrEtlError
-from pipeline.extract import ExtractFailed, ExtractSummary, Progress, extract
+from pipeline.extract import ExtractFailed, Extractor, ExtractSummary, Progress
 from pipeline.landing import new_run_id
 from pipeline.logs import RedactSecrets, setup_logging
 
@@ -104,6 +105,7 @@ def scope_options(func: F) -> F:
         click.option(
             "--concurrency", type=int, help="Requests in flight at once [env SWR_ETL_CONCURRENCY; default 8]."
         ),
+        click.option("--connect-timeout", type=float, help="Seconds to wait for a connection [default 10]."),
         click.option("--read-timeout", type=float, help="Seconds to wait for a response [default 60]."),
         click.option("--max-attempts", type=int, help="Tries per request before giving up [default 6]."),
         click.option(
@@ -263,14 +265,17 @@ def query_cmd(sql: str, data_dir: Path | None, fmt: str) -> None:
 
 
 def _run_extract(state: State, settings: Settings) -> ExtractSummary:
+    """Extract, and print the summary line whatever happens (a failure's ``error:`` line follows it)."""
     log.info("extracting from %s into %s", settings.endpoint, settings.data_dir)
-    with _progress(state) as progress:
+    with SwrClient(settings) as client, _progress(state) as progress:
+        extractor = Extractor(settings, client, run_id=state.run_id, progress=progress)
+        done = False
         try:
-            summary = extract(settings, progress=progress, run_id=state.run_id)
-        except ExtractFailed as exc:
-            state.summary("extract", exc.summary.line(), asdict(exc.summary))
-            raise
-    state.summary("extract", f"{summary.line()} -> {settings.data_dir / 'raw'}", asdict(summary))
+            summary = extractor.run()
+            done = True
+        finally:
+            line = extractor.summary.line() + (f" -> {settings.data_dir / 'raw'}" if done else "")
+            state.summary("extract", line, asdict(extractor.summary))
     return summary
 
 
@@ -302,6 +307,7 @@ def _progress(state: State) -> Iterator[Progress | None]:
 @click.option("--rate-object-resource", default=0.0, type=float, help="Fraction of resources sent as objects.")
 @click.option("--grow-tasks", default=0, type=int, help="Tasks added to a large execution while it is paged.")
 @click.option("--iam-token-ttl", "iam_token_ttl_s", default=None, type=float, help="Seconds an IAM token lives.")
+@click.option("--shuffle-tasks", is_flag=True, help="Serve task lists in a new random order on every request.")
 @click.option("--cache-pages", is_flag=True, help="Serve task pages from memory after the first time (benchmarks).")
 @click.option("--truth", is_flag=True, help="Print the world's truth (counts per execution) as JSON and exit.")
 def sandbox_cmd(host: str, port: int, seed: int, scale: float, truth: bool, cache_pages: bool, **knobs: Any) -> None:
@@ -378,22 +384,35 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = cli.main(args=argv, prog_name="swr-etl", standalone_mode=False)
     except click.exceptions.Abort:
+        # Ctrl-C: every file on disk is whole (atomic writes), so leave now rather than wait for requests
+        # still in flight; the next run picks up from what was landed.
         click.echo("error: interrupted", err=True)
-        sys.exit(130)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    except click.UsageError as exc:
+        where = f"swr-etl {exc.ctx.info_name} --help" if exc.ctx and exc.ctx.parent else "swr-etl --help"
+        click.echo(f"error: {exc.format_message()} (see '{where}')", err=True)
+        sys.exit(2)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except SwrEtlError as exc:
+        _fail(exc, verbose)
+    except Exception as exc:  # a bug of ours: still one redacted line, the traceback only with -v
         _fail(exc, verbose)
     sys.exit(code if isinstance(code, int) else 0)
 
 
-def _fail(exc: SwrEtlError, verbose: bool) -> None:
+def _fail(exc: Exception, verbose: bool) -> None:
     redact = RedactSecrets(_env_secrets(os.environ)).redact
     if verbose:
         click.echo(redact("".join(traceback.format_exception(exc))), err=True)
-    message = f"error: {exc}"
-    if exc.hint:
-        message += f" ({exc.hint})"
+    if isinstance(exc, SwrEtlError):
+        message = f"error: {exc}" + (f" ({exc.hint})" if exc.hint else "")
+        code = exc.exit_code
+    else:
+        message = f"error: unexpected {type(exc).__name__}: {exc} (a bug: please report it with the output of -v)"
+        code = 1
     click.echo(redact(message), err=True)
-    sys.exit(exc.exit_code)
+    sys.exit(code)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
 import threading
@@ -33,7 +34,13 @@ from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.sdk_request import SdkRequest
 from huaweicloudsdkcore.signer.signer import Signer
 from requests.adapters import HTTPAdapter
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    retry_if_not_exception_type,
+    stop_after_attempt,
+)
 
 from pipeline import __version__
 from pipeline.config import Settings
@@ -42,11 +49,14 @@ from pipeline.errors import (
     AuthError,
     BadResponseError,
     RetryableApiError,
+    Stopped,
+    TlsError,
     TransportError,
 )
 
 log = logging.getLogger(__name__)
 
+# 429 and the 5xx answers that mean "try again later"; 501 and 505 do not
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER_S = 120.0
 BODY_EXCERPT = 300
@@ -173,6 +183,10 @@ def classify(response: requests.Response, path: str) -> dict[str, Any]:
         "body_excerpt": _excerpt(response.content),
         "method": response.request.method or "GET",
     }
+    if 300 <= status < 400:
+        # never followed: a redirect to another host would carry our credentials there
+        details["error_msg"] = f"redirected to {response.headers.get('Location', '?')}; check the endpoint"
+        raise ApiError(status, path, **details)
     if status in RETRYABLE_STATUS:
         raise RetryableApiError(
             status, path, retry_after=parse_retry_after(response.headers.get("Retry-After")), **details
@@ -193,6 +207,8 @@ def parse_retry_after(value: str | None) -> float | None:
             seconds = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
         except (TypeError, ValueError):
             return None
+    if not math.isfinite(seconds):
+        return None
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
 
 
@@ -248,6 +264,7 @@ class SwrClient:
         self._signer = Signer(BasicCredentials(creds.ak, creds.sk)) if creds.kind == "aksk" else None
         self._iam_token: str | None = None
         self._iam_lock = threading.Lock()
+        self.stopping = threading.Event()  # set by stop(): no new attempt, no more waiting between attempts
 
     # -- paths -------------------------------------------------------------------------------------
     def path(self, *segments: str | int) -> str:
@@ -264,7 +281,8 @@ class SwrClient:
         retrying = Retrying(
             stop=stop_after_attempt(self.settings.max_attempts),
             wait=self._wait,
-            retry=retry_if_exception_type((RetryableApiError, TransportError)),
+            retry=retry_if_exception_type((RetryableApiError, TransportError)) & retry_if_not_exception_type(TlsError),
+            sleep=self._sleep,
             before_sleep=self._before_sleep(path),
             reraise=True,
         )
@@ -304,21 +322,28 @@ class SwrClient:
     def _attempt_with_auth_refresh(
         self, path: str, params: Mapping[str, Any]
     ) -> tuple[requests.Response, dict[str, Any]]:
+        sent = self._iam_token
         try:
             return self._attempt(path, params)
         except AuthError as exc:
             if self.settings.credentials.kind != "iam" or exc.status != 401 or exc.method != "GET":
                 raise  # a static token, or IAM itself refused: asking IAM again would not help
             log.info("IAM token refused (HTTP 401); fetching a new one once")
-            self._refresh_iam_token(stale=True)
+            self._refresh_iam_token(stale=sent)
             return self._attempt(path, params)
 
     def _attempt(self, path: str, params: Mapping[str, Any]) -> tuple[requests.Response, dict[str, Any]]:
+        if self.stopping.is_set():
+            raise Stopped("the run is stopping")
         url, query, headers = self._prepare(path, params)
         with self.limiter:
             self.stats.add(requests=1)
             try:
-                response = self.session.get(url, params=query, headers=headers, timeout=self.timeout)
+                response = self.session.get(
+                    url, params=query, headers=headers, timeout=self.timeout, allow_redirects=False
+                )
+            except requests.exceptions.SSLError as exc:
+                raise TlsError(f"TLS verification failed on GET {path}", path=path) from exc
             except requests.Timeout as exc:
                 self.stats.add(transport_errors=1)
                 raise TransportError(f"timed out on GET {path} ({type(exc).__name__})", path=path) from exc
@@ -360,7 +385,7 @@ class SwrClient:
         if creds.kind == "token":
             return url, params, {"X-Auth-Token": creds.token or ""}
         if creds.kind == "iam":
-            return url, params, {"X-Auth-Token": self._refresh_iam_token(stale=False)}
+            return url, params, {"X-Auth-Token": self._refresh_iam_token()}
         assert self._signer is not None
         headers = {"X-Project-Id": self.settings.project_id}
         if creds.security_token:
@@ -378,12 +403,15 @@ class SwrClient:
         return signed.url, None, dict(signed.header_params)
 
     # -- IAM ---------------------------------------------------------------------------------------
-    def _refresh_iam_token(self, *, stale: bool) -> str:
-        """The cached IAM token; a new one when there is none or ``stale`` (the API refused it)."""
+    def _refresh_iam_token(self, *, stale: str | None = None) -> str:
+        """The cached IAM token; a new one when there is none, or when the cached one is ``stale`` (refused).
+
+        Threads refused with the same token wait on one lock: the first fetches a new token, the others
+        find it already replaced and use it, so one expiry costs one call to IAM whatever the concurrency.
+        """
         with self._iam_lock:
-            if self._iam_token is not None and not stale:
-                return self._iam_token
-            self._iam_token = self._fetch_iam_token()
+            if self._iam_token is None or (stale is not None and self._iam_token == stale):
+                self._iam_token = self._fetch_iam_token()
             return self._iam_token
 
     def _fetch_iam_token(self) -> str:
@@ -405,7 +433,9 @@ class SwrClient:
             }
         }
         try:
-            response = self.session.post(f"{creds.iam_endpoint}{path}", json=body, timeout=self.timeout)
+            response = self.session.post(
+                f"{creds.iam_endpoint}{path}", json=body, timeout=self.timeout, allow_redirects=False
+            )
         except requests.RequestException as exc:
             raise TransportError(f"IAM token request failed on POST {path} ({type(exc).__name__})", path=path) from exc
         if response.status_code in (200, 201) and response.headers.get("X-Subject-Token"):
@@ -425,6 +455,15 @@ class SwrClient:
                 method="POST",
             ) from exc
         raise AuthError(response.status_code, path, error_msg="IAM answered without X-Subject-Token", method="POST")
+
+    def _sleep(self, seconds: float) -> None:
+        """tenacity's pause between attempts, cut short by :meth:`stop`."""
+        if self.stopping.wait(seconds):
+            raise Stopped("the run is stopping")
+
+    def stop(self) -> None:
+        """Make every request that is waiting to retry give up now (Ctrl-C, or a fatal error elsewhere)."""
+        self.stopping.set()
 
     def close(self) -> None:
         self.session.close()

@@ -48,6 +48,10 @@ class Credentials:
     def from_env(cls, environ: Mapping[str, str], endpoint: str | None = None) -> Credentials:
         """Token wins, then AK/SK, then IAM user and password. Raises :class:`ConfigError` when none is set."""
         env = {k: v.strip() for k, v in environ.items() if v and v.strip()}
+        for name in ("SWR_AUTH_TOKEN", "CLOUD_SDK_AK", "CLOUD_SDK_SECURITY_TOKEN"):  # sent as header values
+            if name in env and not _header_safe(env[name]):
+                # the value is never repeated: it may be a secret
+                raise ConfigError(f"{name} holds control or non-Latin-1 characters, which no HTTP header can carry")
         if "SWR_AUTH_TOKEN" in env:
             return cls("token", token=env["SWR_AUTH_TOKEN"])
         if "CLOUD_SDK_AK" in env or "CLOUD_SDK_SK" in env:
@@ -78,6 +82,14 @@ class Credentials:
             "no credentials: set SWR_AUTH_TOKEN, or CLOUD_SDK_AK and CLOUD_SDK_SK, "
             "or SWR_IAM_USERNAME, SWR_IAM_PASSWORD and SWR_IAM_DOMAIN"
         )
+
+
+def _header_safe(value: str) -> bool:
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return not any(ord(c) < 32 or ord(c) == 127 for c in value)
 
 
 def _iam_endpoint_for(endpoint: str | None) -> str | None:

@@ -3,11 +3,14 @@
     SwrEtlError                     root: everything below carries its context in attributes
     ├── ConfigError                 bad usage or configuration (exit status 2)
     ├── ApiError                    the API answered with an error status (status, error_code, error_msg,
-    │   │                           request_id, path) — fatal: retrying would not help
+    │   │                           request_id, path), or redirected — fatal: retrying would not help
     │   ├── AuthError               401 / 403: the credentials were refused
     │   └── RetryableApiError       429 and 5xx: the client retries these with backoff
     ├── TransportError              no usable answer: connection refused or cut, timeout (retried)
-    │   └── BadResponseError        a 2xx whose body is not the JSON we expect (a proxy's page) (retried)
+    │   ├── BadResponseError        a 2xx whose body is not JSON (a proxy's page) (retried), or not the
+    │   │                           listing the API documents (not retried: asking again gives the same)
+    │   └── TlsError                the server's certificate was refused (not retried)
+    ├── Stopped                     the run is stopping (Ctrl-C, or a fatal error elsewhere)
     ├── PagingError                 the paginator refused: bad limit, or it would ask an offset twice
     └── LandingError                the raw landing could not be written or read
 
@@ -95,6 +98,16 @@ class TransportError(SwrEtlError):
 
 class BadResponseError(TransportError):
     """A success status whose body is not the JSON object the API documents (a proxy's HTML page)."""
+
+
+class TlsError(TransportError):
+    """The server's TLS certificate could not be verified. Retrying would not help."""
+
+    hint = "check the endpoint; a private CA needs REQUESTS_CA_BUNDLE"
+
+
+class Stopped(SwrEtlError):
+    """The run is stopping: a request waiting to be retried gave up."""
 
 
 class PagingError(SwrEtlError):

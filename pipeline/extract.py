@@ -30,6 +30,11 @@ from pipeline.paging import MAX_LIMIT, OffsetPaginator, iterate_pages
 
 log = logging.getLogger(__name__)
 
+# Passes over one execution's task list when a pass saw fewer distinct tasks than the total (the order of a
+# running execution is not stable, so a page can shift under the paginator): the later passes land beside
+# the first and the transform de-duplicates. What is still missing after the last pass is reported.
+MAX_PASSES = 3
+
 
 class Progress(Protocol):
     """What extract reports while it works (the CLI draws it on a terminal)."""
@@ -75,7 +80,7 @@ class ExtractSummary:
     pages: int = 0
     tasks: int = 0
     duplicate_tasks: int = 0
-    shortfall_tasks: int = 0
+    missing_tasks: int = 0
     requests: int = 0
     retries: int = 0
     throttled: int = 0
@@ -109,6 +114,7 @@ class _Job:
     seen: set[Any] = field(default_factory=set)
     duplicates: int = 0
     in_flight: int = 0
+    pass_no: int = 0
     gone: bool = False
     error: SwrEtlError | None = None
 
@@ -225,10 +231,10 @@ class Extractor:
         fetching: dict[Future[tuple[ApiResponse, list[Any], int]], tuple[_Job, int]] = {}
         landing: dict[Future[PageRecord], _Job] = {}
         slots = self.settings.concurrency
-        with (
-            ThreadPoolExecutor(max_workers=slots, thread_name_prefix="swr-fetch") as fetch_pool,
-            ThreadPoolExecutor(max_workers=2, thread_name_prefix="swr-land") as land_pool,
-        ):
+        fetch_pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="swr-fetch")
+        land_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="swr-land")
+        stopping = True
+        try:
 
             def submit(job: _Job, free: int) -> int:
                 if job.stopped:
@@ -239,43 +245,44 @@ class Extractor:
                     job.in_flight += 1
                 return len(offsets)
 
-            try:
-                while True:
-                    free = slots - len(fetching) - max(0, len(landing) - slots)
-                    for job in active:
-                        if free <= 0:
-                            break
-                        free -= submit(job, free)
-                    while free > 0 and pending:
-                        job = self._open(pending.popleft())
-                        active.append(job)
-                        free -= submit(job, free)
-                    if not fetching and not landing:
+            while True:
+                free = slots - len(fetching) - max(0, len(landing) - slots)
+                for job in active:
+                    if free <= 0:
                         break
-                    done, _ = wait(_futures(fetching, landing), return_when=FIRST_COMPLETED)
-                    for future in done:
-                        if future in fetching:
-                            job, offset = fetching.pop(future)
-                            job.in_flight -= 1
-                            page = self._settle_fetch(job, offset, future)
-                            if page is not None:
-                                landing[land_pool.submit(_land, job.writer, *page)] = job
-                                job.in_flight += 1
-                        else:
-                            job = landing.pop(future)
-                            job.in_flight -= 1
-                            self._settle_land(job, future.result())
-                        if job.finished:
-                            self._finish(job)
-                            active.remove(job)
-            except BaseException:
-                for outstanding in _futures(fetching, landing):
-                    outstanding.cancel()
-                raise
+                    free -= submit(job, free)
+                while free > 0 and pending:
+                    job = self._open(pending.popleft())
+                    active.append(job)
+                    free -= submit(job, free)
+                if not fetching and not landing:
+                    break
+                done, _ = wait(_futures(fetching, landing), return_when=FIRST_COMPLETED)
+                for future in done:
+                    if future in fetching:
+                        job, offset = fetching.pop(future)
+                        job.in_flight -= 1
+                        page = self._settle_fetch(job, offset, future)
+                        if page is not None:
+                            landing[land_pool.submit(_land, job.writer, *page)] = job
+                            job.in_flight += 1
+                    else:
+                        job = landing.pop(future)
+                        job.in_flight -= 1
+                        self._settle_land(job, future.result())
+                    if job.finished and not self._another_pass(job):
+                        self._finish(job)
+                        active.remove(job)
+            stopping = False
+        finally:
+            if stopping:  # a fatal error or Ctrl-C: nothing new starts, no retry waits
+                self.client.stop()
+            fetch_pool.shutdown(wait=not stopping, cancel_futures=True)
+            land_pool.shutdown(wait=True)
 
     def _settle_fetch(
         self, job: _Job, offset: int, future: Future[tuple[ApiResponse, list[Any], int]]
-    ) -> tuple[ApiResponse, int, int, int, int] | None:
+    ) -> tuple[ApiResponse, int, int, int, int, int] | None:
         """Record a fetched page with its paginator; returns what :func:`_land` needs, or None on failure."""
         ref = job.ref
         try:
@@ -313,11 +320,27 @@ class Extractor:
             len(tasks),
             total,
         )
-        return response, offset, MAX_LIMIT, len(tasks), total
+        return response, offset, MAX_LIMIT, len(tasks), total, job.pass_no
 
     def _settle_land(self, job: _Job, record: PageRecord) -> None:
         job.writer.add(record)
         self.summary.pages += 1
+
+    def _another_pass(self, job: _Job) -> bool:
+        """Start another pass over the execution if this one saw fewer distinct tasks than its total."""
+        total = job.paginator.total
+        if job.stopped or len(job.seen) >= total or job.pass_no + 1 >= MAX_PASSES:
+            return False
+        log.warning(
+            "execution %d of instance %s: %d of %d tasks seen (the list moved while paging): paging it again",
+            job.ref.execution_id,
+            job.ref.instance_id,
+            len(job.seen),
+            total,
+        )
+        job.pass_no += 1
+        job.paginator = OffsetPaginator(MAX_LIMIT)
+        return True
 
     def _finish(self, job: _Job) -> None:
         ref = job.ref
@@ -331,27 +354,30 @@ class Extractor:
             self._errors.append(job.error)
             log.error("execution %d of instance %s failed: %s", ref.execution_id, ref.instance_id, job.error)
             return
-        shortfall = job.paginator.shortfall
-        if shortfall:
+        missing = max(0, job.paginator.total - len(job.seen))
+        if missing:
             log.warning(
-                "execution %d of instance %s: total grew to %d after its last page; %d tasks are for the next run",
+                "execution %d of instance %s: %d of the %d tasks reported were not seen after %d passes; "
+                "the next run fetches it again",
                 ref.execution_id,
                 ref.instance_id,
+                missing,
                 job.paginator.total,
-                shortfall,
+                job.pass_no + 1,
             )
         job.writer.complete(
             execution=ref.record,
             tasks=len(job.seen),
             duplicates=job.duplicates,
             total_reported=job.paginator.total,
-            shortfall=shortfall,
+            missing=missing,
+            passes=job.pass_no + 1,
         )
         self.summary.executions_complete += 1
         self.summary.complete.append((ref.instance_id, ref.execution_id))
         self.summary.tasks += len(job.seen)
         self.summary.duplicate_tasks += job.duplicates
-        self.summary.shortfall_tasks += shortfall
+        self.summary.missing_tasks += missing
         log.info(
             "execution %d of instance %s: %d tasks in %d pages",
             ref.execution_id,
@@ -411,8 +437,11 @@ def _rows_and_total(response: ApiResponse, key: str) -> tuple[list[Any], int]:
     return rows, total
 
 
-def _land(writer: FetchWriter, response: ApiResponse, offset: int, limit: int, rows: int, total: int) -> PageRecord:
+def _land(
+    writer: FetchWriter, response: ApiResponse, offset: int, limit: int, rows: int, total: int, pass_no: int = 0
+) -> PageRecord:
     return writer.write_page(
+        pass_no=pass_no,
         body=response.body,
         path=response.path,
         params=dict(response.params),
@@ -425,9 +454,3 @@ def _land(writer: FetchWriter, response: ApiResponse, offset: int, limit: int, r
         total=total,
         parsed=response.data,
     )
-
-
-def extract(settings: Settings, *, progress: Progress | None = None, run_id: str | None = None) -> ExtractSummary:
-    """Run the extract stage with a client of its own."""
-    with SwrClient(settings) as client:
-        return Extractor(settings, client, run_id=run_id, progress=progress).run()

@@ -42,7 +42,9 @@ MANIFEST = "_manifest.json"
 MASK = "***"
 CREDENTIAL_KEYS = frozenset({"access_key", "access_secret"})
 # the same keys in text that is not JSON: `"access_secret":"x"`, or inside a string `\"access_secret\":\"x\"`
-_CREDENTIAL_TEXT = re.compile(r'(\\*"(?:access_key|access_secret)\\*"\s*:\s*\\*")((?:[^"\\]|\\[^"])*)')
+# the value runs to the closing quote (at any escape level) that a ``,`` or ``}`` follows, so a quote or a
+# backslash inside a secret does not end it early
+_CREDENTIAL_TEXT = re.compile(r'(\\*"(?:access_key|access_secret)\\*"\s*:\s*\\*")((?:(?!\\*"\s*[,}]).)*)', re.DOTALL)
 FORMAT_VERSION = 1
 
 
@@ -63,9 +65,20 @@ def atomic_write(path: Path, data: bytes, *, fsync: bool = False) -> None:
                 fh.flush()
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
+        if fsync:
+            fsync_dir(path.parent)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise LandingError(f"could not write {path}: {exc.strerror or exc}", path=str(path)) from exc
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make the names in ``folder`` (a rename) durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def scrub_credentials(body: bytes, page: Any = None) -> tuple[bytes, int]:
@@ -151,6 +164,7 @@ class PageRecord:
     bytes: int
     sha256: str
     scrubbed: int = 0
+    pass_no: int = 0  # a later pass over the same execution (when the first missed tasks) lands beside it
 
 
 class FetchWriter:
@@ -175,14 +189,16 @@ class FetchWriter:
         rows: int,
         total: int | None,
         parsed: Any = None,
+        pass_no: int = 0,
     ) -> PageRecord:
         """Land one body (credentials masked). Safe to call from several threads for different offsets.
 
         ``parsed`` is the body already parsed, if the caller has it (saves parsing it again).
         """
         body, scrubbed = scrub_credentials(body, parsed)
-        name = f"page-{offset:09d}.json.gz"
-        atomic_write(self.folder / name, gzip.compress(body, compresslevel=6, mtime=0))
+        name = f"page-{offset:09d}.json.gz" if not pass_no else f"page-{offset:09d}.p{pass_no}.json.gz"
+        # pages are fsynced too: a manifest that survives a power cut must not point at empty pages
+        atomic_write(self.folder / name, gzip.compress(body, compresslevel=6, mtime=0), fsync=True)
         return PageRecord(
             file=name,
             path=path,
@@ -197,6 +213,7 @@ class FetchWriter:
             bytes=len(body),
             sha256=hashlib.sha256(body).hexdigest(),
             scrubbed=scrubbed,
+            pass_no=pass_no,
         )
 
     def add(self, record: PageRecord) -> None:

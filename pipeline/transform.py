@@ -79,7 +79,7 @@ _RESOURCE_STRUCTURE = json.dumps(
 READ_SQL = f"""
 CREATE OR REPLACE TEMP TABLE typed_tasks AS
 SELECT
-    f.instance_id, f.execution_id, f.run_id, f.page_offset, f.execution_month, f.policy_id, u.pos,
+    f.instance_id, f.execution_id, f.run_id, f.page_offset, f.pass_no, f.execution_month, f.policy_id, u.pos,
     u.t.id AS id_raw,
     TRY_CAST(u.t.id AS BIGINT) AS task_id,
     u.t.resource_type, u.t.operation, u.t.job_id, u.t.status,
@@ -100,14 +100,14 @@ JOIN batch_files f ON f.filename = u.filename
 """
 
 # Duplicated task ids (a task listed twice while the execution ran) are rare: only then is the
-# de-duplication, a sort, paid for. The row with the highest StatusRevision wins, then the later page.
+# de-duplication, a sort, paid for. The row with the highest StatusRevision wins, then the later pass and page.
 DEDUPE_SQL = """
 CREATE OR REPLACE TEMP TABLE kept_tasks AS
 SELECT * FROM typed_tasks
 WHERE task_id IS NOT NULL
 QUALIFY row_number() OVER (
     PARTITION BY instance_id, execution_id, task_id
-    ORDER BY status_revision DESC NULLS LAST, page_offset DESC, pos DESC
+    ORDER BY status_revision DESC NULLS LAST, pass_no DESC, page_offset DESC, pos DESC
 ) = 1
 """
 NO_DEDUPE_SQL = "CREATE OR REPLACE TEMP VIEW kept_tasks AS SELECT * FROM typed_tasks WHERE task_id IS NOT NULL"
@@ -283,12 +283,12 @@ class Fetch:
     execution_id: int
     run_id: str
     folder: Path
-    pages: tuple[tuple[int, str, int], ...]  # (offset, file name, rows)
+    pages: tuple[tuple[int, str, int, int], ...]  # (offset, file name, rows, pass)
     execution: dict[str, Any]
 
     @property
     def tasks(self) -> int:
-        return sum(rows for _, _, rows in self.pages)
+        return sum(page[2] for page in self.pages)
 
     @property
     def month(self) -> str:
@@ -380,7 +380,9 @@ def plan(landing: Landing, only: Iterable[tuple[str, int]] | None = None) -> lis
             execution_id=key[1],
             run_id=str(manifest["run_id"]),
             folder=Path(manifest["folder"]),
-            pages=tuple((int(p["offset"]), str(p["file"]), int(p["rows"])) for p in manifest["pages"]),
+            pages=tuple(
+                (int(p["offset"]), str(p["file"]), int(p["rows"]), int(p.get("pass_no", 0))) for p in manifest["pages"]
+            ),
             execution=dict(manifest.get("execution") or {}),
         )
     return [newest[key] for key in sorted(newest)]
@@ -465,11 +467,11 @@ class Transformer:
 
     def _register_files(self, fetches: list[Fetch]) -> tuple[list[str], list[dict[str, Any]]]:
         rows: dict[str, list[Any]] = {k: [] for k in ("filename", "instance_id", "execution_id", "run_id")}
-        rows.update({"page_offset": [], "execution_month": [], "policy_id": []})
+        rows.update({"page_offset": [], "pass_no": [], "execution_month": [], "policy_id": []})
         files = []
         for fetch in fetches:
             policy_id = fetch.execution.get("policy_id")
-            for offset, name, _ in fetch.pages:
+            for offset, name, _, pass_no in fetch.pages:
                 path = str(fetch.folder / name)
                 files.append(path)
                 rows["filename"].append(path)
@@ -477,6 +479,7 @@ class Transformer:
                 rows["execution_id"].append(fetch.execution_id)
                 rows["run_id"].append(fetch.run_id)
                 rows["page_offset"].append(offset)
+                rows["pass_no"].append(pass_no)
                 rows["execution_month"].append(fetch.month)
                 rows["policy_id"].append(policy_id if isinstance(policy_id, int) else None)
         table = pa.table(
@@ -488,6 +491,7 @@ class Transformer:
                     ("execution_id", pa.int64()),
                     ("run_id", pa.string()),
                     ("page_offset", pa.int64()),
+                    ("pass_no", pa.int32()),
                     ("execution_month", pa.string()),
                     ("policy_id", pa.int64()),
                 ]
@@ -501,7 +505,7 @@ class Transformer:
     def _sanitise(self, fetches: list[Fetch], files: list[str]) -> tuple[list[str], list[dict[str, Any]]]:
         """The batch did not read as pages of task objects: find the pages that do not, and read those in
         Python. Their task objects are kept (in a cleaned copy of the page); anything else is rejected whole."""
-        meta = {str(f.folder / name): (f, offset) for f in fetches for offset, name, _ in f.pages}
+        meta = {str(f.folder / page[1]): (f, page[0]) for f in fetches for page in f.pages}
         out: list[str] = []
         rejects: list[dict[str, Any]] = []
         for path in files:

@@ -311,3 +311,78 @@ def test_limiter_keeps_callers_inside_the_bound() -> None:
     for t in threads:
         t.join()
     assert peak == 3
+
+
+def test_redirects_are_never_followed_so_credentials_stay_home(server: tuple[str, Script]) -> None:
+    url, script = server
+    elsewhere = Script()
+
+    class Trap(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # pragma: no cover - must never be reached
+            elsewhere.requests.append(("GET", self.path, dict(self.headers), b""))
+            self.send_response(200)
+            self.end_headers()
+
+        do_POST = do_GET
+
+    trap = ThreadingHTTPServer(("127.0.0.1", 0), Trap)
+    threading.Thread(target=trap.serve_forever, daemon=True).start()
+    try:
+        target = f"http://127.0.0.1:{trap.server_address[1]}/v2/proj-1/instances"
+        script.add(307, b"", {"Location": target})
+        with make_client(url) as client, pytest.raises(ApiError) as info:
+            client.get(client.path("instances"))
+        assert info.value.status == 307
+        assert "redirected to" in str(info.value)
+        creds = Credentials("iam", iam_username="u", iam_password="pw-SECRET-42", iam_domain="d", iam_endpoint=url)
+        script.add(307, b"", {"Location": target.replace("/v2/proj-1/instances", "/v3/auth/tokens")})
+        with make_client(url, credentials=creds) as client, pytest.raises(AuthError):
+            client.get(client.path("instances"))
+    finally:
+        trap.shutdown()
+        trap.server_close()
+    assert elsewhere.requests == []
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_retry_after_that_is_not_a_finite_number_is_ignored(value: str) -> None:
+    assert parse_retry_after(value) is None
+
+
+def test_one_expired_iam_token_costs_one_call_to_iam_whatever_the_threads(server: tuple[str, Script]) -> None:
+    url, _ = server
+    creds = Credentials("iam", iam_username="u", iam_password="pw", iam_domain="d", iam_endpoint=url)
+    client = make_client(url, credentials=creds)
+    issued: list[str] = []
+    lock = threading.Lock()
+
+    def fake_fetch() -> str:
+        with lock:
+            issued.append(f"token-{len(issued)}")
+            return issued[-1]
+
+    client._fetch_iam_token = fake_fetch  # type: ignore[method-assign]
+    first = client._refresh_iam_token()
+    assert first == "token-0"
+    results: list[str] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(client._refresh_iam_token(stale=first))) for _ in range(8)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert issued == ["token-0", "token-1"]  # eight threads refused with token-0: one new token
+    assert results == ["token-1"] * 8
+    client.close()
+
+
+def test_a_stopped_client_gives_up_instead_of_waiting_to_retry(server: tuple[str, Script]) -> None:
+    from pipeline.errors import Stopped
+
+    url, script = server
+    script.add(429, {"error_code": "SWR.0429", "error_msg": "later"}, {"Retry-After": "100"})
+    with make_client(url) as client:
+        threading.Timer(0.2, client.stop).start()
+        with pytest.raises(Stopped):
+            client.get(client.path("instances"))  # would otherwise wait 100 s

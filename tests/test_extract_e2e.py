@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import threading
+import time
 from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from conftest import all_landed_text, landed_tasks, run_cli, sandbox_env
+from conftest import ROOT, all_landed_text, clean_env, landed_tasks, run_cli, sandbox_env
 
 from pipeline.landing import Landing
 from pipeline.sandbox import Faults, SandboxConfig, SandboxServer
@@ -19,12 +25,13 @@ def truth_counts(server: SandboxServer) -> dict[tuple[str, int], int]:
 
 
 def assert_everything_landed(server: SandboxServer, data_dir: Path) -> dict[tuple[str, int], list[dict[str, object]]]:
+    """Every task id the sandbox holds was landed for its execution, and nothing else."""
     expected = truth_counts(server)
     landed = landed_tasks(data_dir)
     assert set(landed) == set(expected)
     for key, rows in landed.items():
-        ids = [row["id"] for row in rows]
-        assert len(set(ids)) == expected[key], key
+        want = {t["id"] for t in server.world.tasks(key[0], key[1], 0, expected[key], expected[key])}
+        assert {row["id"] for row in rows} == want, key
         assert all(row["execution_id"] == key[1] for row in rows)
     return landed
 
@@ -128,6 +135,8 @@ def test_a_bad_token_ends_with_exit_1_and_one_error_line(sandbox: SandboxServer,
     assert "request id " in errors[0]
     assert "Traceback" not in result.stderr
     assert wrong not in result.stderr + result.stdout + all_landed_text(tmp_path)
+    # the summary line is printed even when the run stops early
+    assert result.stdout.startswith("extract: 0 executions in 0 instances (0 complete)")
 
 
 def test_aksk_signing_works_and_leaks_nothing(tmp_path: Path) -> None:
@@ -135,9 +144,10 @@ def test_aksk_signing_works_and_leaks_nothing(tmp_path: Path) -> None:
     config = SandboxConfig(seed=5, scale=0.3, ak=ak, sk=sk, token="")
     with SandboxServer(config) as server:
         env = sandbox_env(server, tmp_path, CLOUD_SDK_AK=ak, CLOUD_SDK_SK=sk)
-        result = run_cli(["-vv", "extract"], env)
+        result = run_cli(["-vvv", "extract"], env)  # -vvv: urllib3's own debug lines too
         assert result.returncode == 0, result.stderr
         assert_everything_landed(server, tmp_path)
+    assert "Starting new HTTP connection" in result.stderr
     everything = result.stdout + result.stderr + all_landed_text(tmp_path)
     assert sk not in everything
     assert ak not in everything
@@ -172,8 +182,8 @@ def test_iam_password_flow_gets_a_token_and_leaks_nothing(tmp_path: Path) -> Non
     assert password not in result.stdout + result.stderr + all_landed_text(tmp_path)
 
 
-def test_an_expired_iam_token_is_refreshed_once(tmp_path: Path) -> None:
-    faults = Faults(iam_token_ttl_s=0.3, latency_ms=20)
+def test_an_expired_iam_token_is_refreshed_and_the_run_completes(tmp_path: Path) -> None:
+    faults = Faults(iam_token_ttl_s=0.3, latency_ms=50)  # the run lasts seconds: tokens expire in it
     config = SandboxConfig(seed=5, scale=0.3, token="", faults=faults)
     with SandboxServer(config) as server:
         env = sandbox_env(
@@ -184,10 +194,14 @@ def test_an_expired_iam_token_is_refreshed_once(tmp_path: Path) -> None:
             SWR_IAM_DOMAIN=config.iam_domain,
             SWR_IAM_ENDPOINT=server.url,
         )
-        result = run_cli(["extract", "--concurrency", "2"], env)
+        result = run_cli(["-v", "extract", "--concurrency", "4"], env)
         assert result.returncode == 0, result.stderr
         assert_everything_landed(server, tmp_path)
-        assert server.stats()["by_kind"]["iam"] > 1
+        iam_calls = server.stats()["by_kind"]["iam"]
+    # tokens live 0.3 s: new ones are fetched as they expire (that one expiry costs one IAM call whatever
+    # the number of threads refused is shown in test_client)
+    assert iam_calls > 1
+    assert iam_calls <= 1 + result.stderr.count("IAM token refused")
 
 
 def test_json_logs_for_schedulers(sandbox: SandboxServer, tmp_path: Path) -> None:
@@ -239,3 +253,90 @@ def test_no_progress_bars_and_no_chatter_when_not_on_a_terminal(sandbox: Sandbox
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""  # quiet under cron: the summary line on stdout is all
     assert len(result.stdout.splitlines()) == 1
+
+
+def test_an_unstable_task_order_is_paged_again_and_what_is_still_missing_is_reported(tmp_path: Path) -> None:
+    with SandboxServer(SandboxConfig(seed=4, scale=0.3, faults=Faults(shuffle_tasks=True))) as server:
+        result = run_cli(["-v", "extract"], sandbox_env(server, tmp_path))
+        assert result.returncode == 0, result.stderr
+        expected = truth_counts(server)
+    assert "paging it again" in result.stderr
+    landed = landed_tasks(tmp_path)
+    manifests = {(m["instance_id"], m["execution_id"]): m for m in Landing(tmp_path).manifests("tasks")}
+    for key, rows in landed.items():
+        unique = len({row["id"] for row in rows})
+        manifest = manifests[key]
+        assert manifest["tasks"] == unique
+        assert manifest["missing"] == expected[key] - unique  # what the passes could not see is said, exactly
+        assert (manifest["passes"] > 1) == any(".p1." in page["file"] for page in manifest["pages"])
+    assert any(m["passes"] > 1 for m in manifests.values())
+    run = json.loads(next((tmp_path / "raw" / "runs").glob("*.json")).read_text())
+    assert run["missing_tasks"] == sum(expected.values()) - sum(
+        len({r["id"] for r in rows}) for rows in landed.values()
+    )
+    assert run["missing_tasks"] < sum(expected.values()) // 20  # later passes found almost everything
+
+
+def test_ctrl_c_stops_at_once_even_while_requests_wait_to_be_retried(tmp_path: Path) -> None:
+    faults = Faults(rate_429=1.0, retry_after_s=100, max_consecutive=50)
+    with SandboxServer(SandboxConfig(seed=1, scale=0.2, faults=faults)) as server:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "extract"],
+            env=sandbox_env(server, tmp_path),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(2.0)  # every request is now waiting 100 s to be retried
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert err.strip().splitlines()[-1] == "error: interrupted"
+
+
+def test_a_listing_without_total_fails_at_once_with_a_clear_error(tmp_path: Path) -> None:
+    class NoTotal(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b'{"instances": []}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), NoTotal)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        env = clean_env(
+            SWR_ENDPOINT=f"http://127.0.0.1:{httpd.server_address[1]}",
+            SWR_PROJECT_ID="p",
+            SWR_AUTH_TOKEN="tok-123456",
+            SWR_ETL_DATA_DIR=str(tmp_path),
+        )
+        result = run_cli(["extract"], env)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert result.returncode == 1
+    assert "expected 'instances' (a list) and 'total' (an integer), got list and NoneType" in result.stderr
+
+
+def test_a_token_no_header_can_carry_is_a_config_error_that_does_not_echo_it(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    bad = "sandbox-token\nX-Evil: SECRET-1"
+    result = run_cli(["extract"], sandbox_env(sandbox, tmp_path, SWR_AUTH_TOKEN=bad))
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line == "error: SWR_AUTH_TOKEN holds control or non-Latin-1 characters, which no HTTP header can carry"
+
+
+def test_a_usage_error_is_one_error_line_and_exit_2(sandbox: SandboxServer, tmp_path: Path) -> None:
+    result = run_cli(["extract", "--concurrency", "many"], sandbox_env(sandbox, tmp_path))
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: Invalid value for '--concurrency': 'many' is not a valid integer")
+    assert line.endswith("(see 'swr-etl extract --help')")

@@ -48,7 +48,7 @@ def test_sequential_pages_join_to_the_rows_and_each_offset_is_asked_once(n: int,
     pages = list(iterate_pages(listing.fetch, limit))
     assert [row for page in pages for row in page.rows] == listing.rows
     assert len(listing.asked) == len(set(listing.asked))
-    # one request more than the full pages only when the last page is exactly full or the listing is empty
+    # one request per page, and one for an empty listing: a full last page is not followed by an empty one
     assert len(listing.asked) == max(1, -(-n // limit))
 
 

@@ -40,6 +40,9 @@ class Faults:
     rate_object_resource: float = 0.0
     grow_tasks: int = 0
     iam_token_ttl_s: float | None = None
+    #: serve every task list in a new random order on each request: the unstable order of a running
+    #: execution at its worst, under which a single pass of paging misses and repeats tasks
+    shuffle_tasks: bool = False
 
     def __post_init__(self) -> None:
         for name in _RATE_FIELDS:

@@ -270,10 +270,12 @@ class _App:
         elif kind == "tasks":
             assert iid is not None and eid is not None
             total = world.task_list_request(iid, eid)
+            request_no = world.list_requests(iid, eid) if self.config.faults.shuffle_tasks else 0
             key = (iid, eid, offset, limit, total)
-            payload = self._page_cache.get(key) if self._page_cache is not None else None
+            payload = self._page_cache.get(key) if self._page_cache is not None and not request_no else None
             if payload is None:
-                payload = _dumps({"tasks": world.tasks(iid, eid, offset, limit, total), "total": total})
+                tasks = world.tasks(iid, eid, offset, limit, total, request_no)
+                payload = _dumps({"tasks": tasks, "total": total})
                 if self._page_cache is not None:
                     self._page_cache[key] = payload
             return _Response(200, payload, fault=fault), f"{iid}/{eid}", offset

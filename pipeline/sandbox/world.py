@@ -12,6 +12,7 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -297,11 +298,26 @@ class World:
         with self._lock:
             return ex.spec.n + self._growth(iid, ex)
 
-    def tasks(self, iid: str, eid: int, offset: int, limit: int, total: int | None = None) -> list[JSON]:
-        """TaskDetail objects ``offset .. offset+limit`` (ascending id) of the current task list."""
+    def tasks(
+        self, iid: str, eid: int, offset: int, limit: int, total: int | None = None, request_no: int = 0
+    ) -> list[JSON]:
+        """TaskDetail objects ``offset .. offset+limit`` (ascending id) of the current task list.
+
+        With ``Faults.shuffle_tasks`` the list is in a random order that changes with ``request_no``.
+        """
         ex = self._by_id[iid].by_id[eid]
-        end = min(offset + limit, self.task_count(iid, eid) if total is None else total)
-        return [make_task(self._pools, self.faults, ex.spec, k).detail for k in range(offset, end)]
+        count = self.task_count(iid, eid) if total is None else total
+        order: Sequence[int] = range(count)
+        if self.faults.shuffle_tasks:
+            shuffled = list(order)
+            random.Random(f"shuffle/{self.seed}/{iid}/{eid}/{request_no}").shuffle(shuffled)
+            order = shuffled
+        return [make_task(self._pools, self.faults, ex.spec, k).detail for k in order[offset : offset + limit]]
+
+    def list_requests(self, iid: str, eid: int) -> int:
+        """How many requests the task list of an execution has had."""
+        with self._lock:
+            return self._list_requests.get((iid, eid), 0)
 
     def task_model(self, iid: str, eid: int, k: int) -> TaskModel:
         return make_task(self._pools, self.faults, self._by_id[iid].by_id[eid].spec, k)
