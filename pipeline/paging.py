@@ -44,7 +44,6 @@ class OffsetPaginator:
         self._outstanding: set[int] = set()
         self._recorded: set[int] = set()
         self.total = 0  # the largest total any page reported
-        self.rows_seen = 0
 
     def take(self, n: int) -> list[int]:
         """Hand out up to ``n`` offsets that are known to be needed and were never handed out."""
@@ -65,16 +64,11 @@ class OffsetPaginator:
             raise PagingError(f"page at offset {offset} reported rows={rows}, total={total}")
         self._outstanding.discard(offset)
         self._recorded.add(offset)
-        self.rows_seen += rows
         self.total = max(self.total, total)
         if rows < self.limit:
             end = offset + rows
             self._end = end if self._end is None else min(self._end, end)
         self._known_end = max(self._known_end, self.total)
-
-    @property
-    def in_flight(self) -> int:
-        return len(self._outstanding)
 
     @property
     def done(self) -> bool:

@@ -340,3 +340,60 @@ def test_a_usage_error_is_one_error_line_and_exit_2(sandbox: SandboxServer, tmp_
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: Invalid value for '--concurrency': 'many' is not a valid integer")
     assert line.endswith("(see 'swr-etl extract --help')")
+
+
+def test_an_execution_that_keeps_failing_fails_the_run_but_the_others_are_loaded(tmp_path: Path) -> None:
+    """A small fake API: two executions; the tasks of execution 2 always answer 503."""
+
+    class Api(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            path = self.path.split("?")[0]
+            status, body = 200, {"total": 0}
+            if path.endswith("/instances"):
+                body = {"instances": [{"id": "i-1", "name": "one", "status": "Running"}], "total": 1}
+            elif path.endswith("/policies"):
+                body = {"policies": [], "total": 0}
+            elif path.endswith("/executions"):
+                records = [{"id": n, "policy_id": 1, "status": "Succeed", "created_at": "2026-11-01T00:00:00Z"}
+                           for n in (1, 2)]  # fmt: skip
+                body = {"executions": records, "total": 2}
+            elif path.endswith("/executions/2/tasks"):
+                status, body = 503, {"error_code": "SWR.0503", "error_msg": "busy"}
+            elif path.endswith("/executions/1/tasks"):
+                body = {"tasks": [{"id": 10, "execution_id": 1, "status": "Succeed", "operation": "copy"}], "total": 1}
+            raw = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(raw)))
+            self.send_header("X-Request-Id", "req-fake")
+            self.end_headers()
+            self.wfile.write(raw)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Api)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    env = clean_env(
+        SWR_ENDPOINT=f"http://127.0.0.1:{httpd.server_address[1]}",
+        SWR_PROJECT_ID="p",
+        SWR_AUTH_TOKEN="tok-123456",
+        SWR_ETL_DATA_DIR=str(tmp_path),
+        SWR_ETL_MAX_ATTEMPTS="2",
+    )
+    try:
+        result = run_cli(["run"], env)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert result.returncode == 1
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("extract: 2 executions in 1 instances (1 complete, 1 FAILED), ")
+    assert lines[1].startswith("load: 1 executions, 1 tasks")
+    (error,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert error == (
+        "error: 1 executions could not be fetched; first: HTTP 503 from GET /v2/p/instances/i-1/replication/"
+        "executions/2/tasks, SWR.0503: busy, request id req-fake"
+    )
+    assert [m["execution_id"] for m in Landing(tmp_path).manifests("tasks")] == [1]
