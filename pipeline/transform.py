@@ -18,12 +18,11 @@ DuckDB's ``memory_limit``, never by the size of the run.
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,7 +42,7 @@ DEFAULT_BATCH_TASKS = 50_000
 _FRACTION = re.compile(r"\.(\d+)")  # any number of fraction digits; Python takes 6
 
 # Every field of a task, read as text: a value of an unexpected type becomes text instead of an error,
-# and is then cast (and, if it does not cast, recorded) below.
+# and is then cast (and, if it does not cast, recorded) below. A task that is not an object becomes NULL.
 _TASK_FIELDS = (
     "id",
     "execution_id",
@@ -58,7 +57,7 @@ _TASK_FIELDS = (
     "start_time",
     "end_time",
 )
-_TASK_STRUCT = "STRUCT(" + ", ".join(f'"{f}" VARCHAR' for f in _TASK_FIELDS) + ")"
+_PAGE_STRUCTURE = json.dumps({"tasks": [dict.fromkeys(_TASK_FIELDS, "VARCHAR")]})
 
 # What the transform reads from a resource. Non-strict: a missing key or a value of the wrong type gives
 # NULL, and such suspicious rows are then checked exactly (RESOURCES_SQL) before anything is trusted.
@@ -76,6 +75,8 @@ _RESOURCE_STRUCTURE = json.dumps(
 )
 
 # constants only are formatted into these statements; values go in as parameters
+# Pages are split into JSON documents by DuckDB's cheapest reader and transformed in one pass (measured:
+# three times faster than read_json with typed columns).
 READ_SQL = f"""
 CREATE OR REPLACE TEMP TABLE typed_tasks AS
 SELECT
@@ -89,14 +90,27 @@ SELECT
     u.t.end_time AS end_raw, TRY_CAST(NULLIF(trim(u.t.end_time), '') AS TIMESTAMPTZ) AS end_time,
     u.t.src_resource, u.t.dst_resource
 FROM (
-    SELECT filename, unnest(tasks) AS t, unnest(range(len(tasks)))::INTEGER AS pos
-    FROM read_json(
-        $files,
-        columns = {{'tasks': '{_TASK_STRUCT}[]'}},
-        format = 'auto', filename = true, maximum_object_size = 67108864
+    SELECT filename, unnest(page.tasks) AS t, unnest(range(len(page.tasks)))::INTEGER AS pos
+    FROM (
+        SELECT filename, json_transform(json, '{_PAGE_STRUCTURE}') AS page
+        FROM read_json_objects($files, format = 'auto', filename = true, maximum_object_size = 67108864)
     )
 ) u
 JOIN batch_files f ON f.filename = u.filename
+"""
+
+# Tasks without an id (or not objects at all), and pages that gave fewer tasks than were landed (``tasks``
+# not a list): rare, explained in Python with their raw text
+ODD_SQL = """
+SELECT instance_id, execution_id, page_offset, pass_no, pos FROM typed_tasks WHERE id_raw IS NULL
+UNION ALL
+SELECT f.instance_id, f.execution_id, f.page_offset, f.pass_no, NULL
+FROM batch_files f
+LEFT JOIN (
+    SELECT instance_id, execution_id, run_id, page_offset, pass_no, count(*) AS n
+    FROM typed_tasks GROUP BY ALL
+) t USING (instance_id, execution_id, run_id, page_offset, pass_no)
+WHERE coalesce(t.n, 0) < f.rows
 """
 
 # Duplicated task ids (a task listed twice while the execution ran) are rare: only then is the
@@ -249,10 +263,9 @@ SELECT instance_id, execution_id, task_id, side || '_resource' AS field, error, 
        run_id, page_offset, pos AS position, execution_month
 FROM resources WHERE error IS NOT NULL
 UNION ALL
-SELECT instance_id, execution_id, NULL, 'id',
-       CASE WHEN id_raw IS NULL THEN 'task has no id: not loaded' ELSE 'task id is not an integer: not loaded' END,
+SELECT instance_id, execution_id, NULL, 'id', 'task id is not an integer: not loaded',
        id_raw, run_id, page_offset, pos, execution_month
-FROM typed_tasks WHERE task_id IS NULL
+FROM typed_tasks WHERE task_id IS NULL AND id_raw IS NOT NULL
 UNION ALL
 SELECT instance_id, execution_id, task_id, 'operation', 'missing', NULL, run_id, page_offset, pos, execution_month
 FROM kept_tasks WHERE operation IS NULL
@@ -415,11 +428,9 @@ class Transformer:
         self.db.execute(f"SET memory_limit = '{memory_limit}'")
         self.db.execute("SET TimeZone = 'UTC'")
         self.db.execute("SET preserve_insertion_order = false")
-        self._scratch = Path(tempfile.mkdtemp(prefix="swr-etl-transform-"))
 
     def close(self) -> None:
         self.db.close()
-        shutil.rmtree(self._scratch, ignore_errors=True)
 
     def __enter__(self) -> Transformer:
         return self
@@ -428,14 +439,15 @@ class Transformer:
         self.close()
 
     def transform(self, fetches: list[Fetch]) -> Batch:
-        files, python_rejects = self._register_files(fetches)
+        files = self._register_files(fetches)
+        python_rejects: list[dict[str, Any]] = []
         try:
             self.db.execute(READ_SQL, {"files": files})
         except duckdb.InvalidInputException:
-            # some page is not a list of task objects: find it and read it record by record
-            files, more = self._sanitise(fetches, files)
-            python_rejects.extend(more)
+            # a page that is not JSON at all (a landing written by hand, or damaged): set it aside whole
+            files, python_rejects = self._unreadable_pages(fetches, files)
             self.db.execute(READ_SQL, {"files": files})
+        python_rejects += self._odd_pages_and_tasks(fetches)
         listed, distinct = self.db.execute(COUNT_SQL).fetchall()[0]
         dedupe = listed != distinct
         self.db.execute(DEDUPE_SQL if dedupe else NO_DEDUPE_SQL)
@@ -465,13 +477,13 @@ class Transformer:
         result = self.db.sql(sql).to_arrow_table()
         return result.select(table.columns).cast(table.schema)
 
-    def _register_files(self, fetches: list[Fetch]) -> tuple[list[str], list[dict[str, Any]]]:
+    def _register_files(self, fetches: list[Fetch]) -> list[str]:
         rows: dict[str, list[Any]] = {k: [] for k in ("filename", "instance_id", "execution_id", "run_id")}
-        rows.update({"page_offset": [], "pass_no": [], "execution_month": [], "policy_id": []})
+        rows.update({"page_offset": [], "pass_no": [], "rows": [], "execution_month": [], "policy_id": []})
         files = []
         for fetch in fetches:
             policy_id = fetch.execution.get("policy_id")
-            for offset, name, _, pass_no in fetch.pages:
+            for offset, name, count, pass_no in fetch.pages:
                 path = str(fetch.folder / name)
                 files.append(path)
                 rows["filename"].append(path)
@@ -480,6 +492,7 @@ class Transformer:
                 rows["run_id"].append(fetch.run_id)
                 rows["page_offset"].append(offset)
                 rows["pass_no"].append(pass_no)
+                rows["rows"].append(count)
                 rows["execution_month"].append(fetch.month)
                 rows["policy_id"].append(policy_id if isinstance(policy_id, int) else None)
         table = pa.table(
@@ -492,6 +505,7 @@ class Transformer:
                     ("run_id", pa.string()),
                     ("page_offset", pa.int64()),
                     ("pass_no", pa.int32()),
+                    ("rows", pa.int64()),
                     ("execution_month", pa.string()),
                     ("policy_id", pa.int64()),
                 ]
@@ -500,72 +514,75 @@ class Transformer:
         self.db.register("batch_files_arrow", table)
         self.db.execute("CREATE OR REPLACE TEMP TABLE batch_files AS SELECT * FROM batch_files_arrow")
         self.db.unregister("batch_files_arrow")
-        return files, []
+        return files
 
-    def _sanitise(self, fetches: list[Fetch], files: list[str]) -> tuple[list[str], list[dict[str, Any]]]:
-        """The batch did not read as pages of task objects: find the pages that do not, and read those in
-        Python. Their task objects are kept (in a cleaned copy of the page); anything else is rejected whole."""
-        meta = {str(f.folder / page[1]): (f, page[0]) for f in fetches for page in f.pages}
-        out: list[str] = []
-        rejects: list[dict[str, Any]] = []
+    def _unreadable_pages(self, fetches: list[Fetch], files: list[str]) -> tuple[list[str], list[dict[str, Any]]]:
+        """The files DuckDB cannot read as JSON, each as one ``page`` reject with its whole text."""
+        meta = {str(f.folder / page[1]): (f, page) for f in fetches for page in f.pages}
+        readable, rejects = [], []
         for path in files:
             try:
-                self.db.execute(READ_SQL.replace("JOIN batch_files", "LEFT JOIN batch_files"), {"files": [path]})
-                out.append(path)
-                continue
+                self.db.execute("SELECT count(*) FROM read_json_objects($f, format = 'auto')", {"f": [path]})
+                readable.append(path)
             except duckdb.InvalidInputException as exc:
-                reason = str(exc).split("\n")[0]
-            fetch, offset = meta[path]
-            body = Landing.read_page(fetch.folder, _page_entry(fetch, path))
-            base = {
-                "instance_id": fetch.instance_id,
-                "execution_id": fetch.execution_id,
-                "task_id": None,
-                "run_id": fetch.run_id,
-                "page_offset": offset,
-                "execution_month": fetch.month,
-            }
-            try:
-                page = json.loads(body)
-                tasks = page.get("tasks") if isinstance(page, dict) else None
-            except ValueError as err:
-                page, tasks = None, None
-                reason = f"page is not JSON: {err}"
-            if not isinstance(tasks, list):
-                text = body.decode("utf-8", "replace")
-                rejects.append({**base, "field": "page", "error": f"tasks is not a list ({reason})", "raw": text})
-                rejects[-1]["position"] = None
+                fetch, page = meta[path]
+                text = gzip.decompress(Path(path).read_bytes()).decode("utf-8", "replace")
+                reason = f"page is not JSON: {str(exc).splitlines()[0]}"
+                rejects.append(_page_reject(fetch, page, "page", reason, text, None))
+                self.db.execute("DELETE FROM batch_files WHERE filename = $f", {"f": path})
+                log.warning("page %s is not JSON: it is kept in rejects, whole", path)
+        return readable, rejects
+
+    def _odd_pages_and_tasks(self, fetches: list[Fetch]) -> list[dict[str, Any]]:
+        """Tasks with no id or that are not objects, and pages whose ``tasks`` is not a list (all rare)."""
+        odd = self.db.execute(ODD_SQL).fetchall()
+        if not odd:
+            return []
+        pages = {(f.instance_id, f.execution_id, p[0], p[3]): (f, p) for f in fetches for p in f.pages}
+        rejects = []
+        whole: set[tuple[str, int, int, int]] = set()  # pages already rejected as a whole
+        for instance_id, execution_id, offset, pass_no, position in sorted(odd, key=lambda r: r[4] is not None):
+            key = (instance_id, execution_id, offset, pass_no)
+            if key in whole:
                 continue
-            kept = []
-            for position, task in enumerate(tasks):
-                if isinstance(task, dict):
-                    kept.append(task)
-                else:
-                    raw = json.dumps(task, ensure_ascii=False)
-                    rejects.append({**base, "field": "task", "error": "task is not an object", "raw": raw})
-                    rejects[-1]["position"] = position
-            cleaned = self._scratch / f"{len(out)}-{Path(path).name.removesuffix('.gz')}"
-            cleaned.write_text(json.dumps({"tasks": [_as_text(t) for t in kept]}, ensure_ascii=False))
-            self.db.execute(
-                "UPDATE batch_files SET filename = $new WHERE filename = $old", {"new": str(cleaned), "old": path}
-            )
-            out.append(str(cleaned))
-            log.warning("page %s was not a list of task objects: read it record by record", path)
-        return out, rejects
+            fetch, page = pages[key]
+            text = gzip.decompress((fetch.folder / page[1]).read_bytes()).decode("utf-8", "replace")
+            try:
+                body = json.loads(text)
+            except ValueError as exc:
+                rejects.append(_page_reject(fetch, page, "page", f"page is not JSON: {exc}", text, None))
+                whole.add(key)
+                continue
+            tasks = body.get("tasks") if isinstance(body, dict) else None
+            if position is None or not isinstance(tasks, list):
+                raw = json.dumps(tasks, ensure_ascii=False)
+                rejects.append(_page_reject(fetch, page, "tasks", "the page's tasks are not a list", raw, None))
+                whole.add(key)
+                continue
+            task = tasks[position]
+            raw = json.dumps(task, ensure_ascii=False)
+            if isinstance(task, dict):
+                rejects.append(_page_reject(fetch, page, "id", "task has no id: not loaded", raw, position))
+            else:
+                rejects.append(_page_reject(fetch, page, "task", "task is not an object", raw, position))
+        return rejects
 
 
-def _as_text(task: dict[str, Any]) -> dict[str, Any]:
-    """A task whose fields may hold anything: nested values as JSON text, so the typed reader accepts them."""
+def _page_reject(
+    fetch: Fetch, page: tuple[int, str, int, int], field: str, error: str, raw: str, position: int | None
+) -> dict[str, Any]:
     return {
-        k: v if v is None or isinstance(v, str | int | float | bool) else json.dumps(v, ensure_ascii=False)
-        for k, v in task.items()
+        "instance_id": fetch.instance_id,
+        "execution_id": fetch.execution_id,
+        "task_id": None,
+        "field": field,
+        "error": error,
+        "raw": raw,
+        "run_id": fetch.run_id,
+        "page_offset": page[0],
+        "position": position,
+        "execution_month": fetch.month,
     }
-
-
-def _page_entry(fetch: Fetch, path: str) -> dict[str, Any]:
-    manifest = json.loads((fetch.folder / "_manifest.json").read_bytes())
-    name = Path(path).name
-    return next(p for p in manifest["pages"] if p["file"] == name)
 
 
 def _explain(rejects: pa.Table, extra: list[dict[str, Any]]) -> pa.Table:

@@ -89,10 +89,12 @@ PAGE_100 = [
     task(1, resource("team/app", ARTS[:1]), resource("mirror/app", ARTS[:1]), StatusRevision=999),
     # no usable id: not a task row, kept in rejects
     task(0, resource("a/b", []), resource("c/d", [])) | {"id": "x-9"},
+    {k: v for k, v in task(0, resource("a/b", []), resource("c/d", [])).items() if k != "id"},
 ]
 
 
-def land(data_dir: Path, pages: list[list[dict[str, Any]]], execution: dict[str, Any] = EXECUTION) -> None:
+def land(data_dir: Path, pages: list[Any], execution: dict[str, Any] = EXECUTION) -> None:
+    """A landing as extract writes it; a page is a list of tasks, or raw bytes landed as they are."""
     landing = Landing(data_dir)
     run_id = "20261101T000000000Z-aaaaaa"
     listing = landing.fetch("executions", run_id, instance_id=IID)
@@ -101,10 +103,11 @@ def land(data_dir: Path, pages: list[list[dict[str, Any]]], execution: dict[str,
     listing.add(listing.write_page(body=body, offset=0, rows=1, total=1, **common))
     listing.complete()
     writer = landing.fetch("tasks", run_id, instance_id=IID, execution_id=execution["id"])
-    total = sum(map(len, pages))
+    total = sum(len(p) if isinstance(p, list) else 1 for p in pages)
     for n, tasks in enumerate(pages):
-        body = json.dumps({"tasks": tasks, "total": total}).encode()
-        writer.add(writer.write_page(body=body, offset=100 * n, rows=len(tasks), total=total, **common))
+        body = tasks if isinstance(tasks, bytes) else json.dumps({"tasks": tasks, "total": total}).encode()
+        rows = len(tasks) if isinstance(tasks, list) else 1
+        writer.add(writer.write_page(body=body, offset=100 * n, rows=rows, total=total, **common))
     writer.complete(execution=execution)
 
 
@@ -281,6 +284,8 @@ def test_golden_rejects(golden: Path) -> None:
          "page_offset": 100, "position": 0},
         {**common, "task_id": None, "field": "id", "error": "task id is not an integer: not loaded", "raw": "x-9",
          "page_offset": 100, "position": 2},
+        {**common, "task_id": None, "field": "id", "error": "task has no id: not loaded",
+         "raw": json.dumps(PAGE_100[3]), "page_offset": 100, "position": 3},
     ]  # fmt: skip
     assert truncated.startswith('{"type":"artifact"')
 
@@ -387,3 +392,18 @@ def test_invalid_json_is_described(text: str, expected: str) -> None:
 )
 def test_times(text: str | None, expected: datetime | None) -> None:
     assert parse_time(text) == expected
+
+
+def test_pages_that_are_not_json_or_whose_tasks_are_not_a_list_are_kept_whole(tmp_path: Path) -> None:
+    good = task(1, resource("a/b", ARTS[:1]), resource("c/b", ARTS[:1]))
+    html = b"<html><body>502 Bad Gateway</body></html>"
+    land(tmp_path, [[good], b'{"tasks": "oops", "total": 1}', html])
+    summary = load_lake(tmp_path, version="20261101T000001000Z-bbbbbb")
+    assert summary.stats.tasks == 1
+    rejects = rows(tmp_path, "rejects", "page_offset")
+    assert [(r["field"], r["raw"], r["page_offset"]) for r in rejects] == [
+        ("tasks", '"oops"', 100),
+        ("page", html.decode(), 200),
+    ]
+    assert rejects[0]["error"] == "the page's tasks are not a list"
+    assert rejects[1]["error"].startswith("page is not JSON: ")
