@@ -35,7 +35,7 @@ fmt: $(STAMP) ## format and autofix
 	$(BIN)/ruff check --fix pipeline tests bench
 
 bench: $(STAMP) ## benchmarks: prints figures and ratios (takes minutes)
-	$(BIN)/python -m bench.extract_bench
+	$(BIN)/python -m bench
 
 clean: ## remove caches (keeps .venv and data)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info

@@ -13,20 +13,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
-
-ROOT = Path(__file__).resolve().parent.parent
+from bench.common import ROOT, clean_env, measure
 
 
 @dataclass
@@ -51,11 +47,7 @@ def start_sandbox(scale: float, latency_ms: float, seed: int) -> tuple[subproces
     return proc, line.split("listening on ")[1].split()[0]
 
 
-def _env(**extra: str) -> dict[str, str]:
-    keep = ("PATH", "HOME", "LANG", "TMPDIR")
-    env = {k: v for k, v in os.environ.items() if k in keep}
-    env.update(extra)
-    return env
+_env = clean_env
 
 
 def _get(url: str) -> Any:
@@ -78,23 +70,12 @@ def run_extract(url: str, data_dir: Path, concurrency: int, label: str) -> Measu
         SWR_ETL_DATA_DIR=str(data_dir),
     )
     cmd = [sys.executable, "-m", "pipeline", "--log-format", "json", "extract", "--concurrency", str(concurrency)]
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
-    peak = 0
-    ps = psutil.Process(proc.pid)
-    while proc.poll() is None:
-        try:
-            peak = max(peak, ps.memory_info().rss)
-        except psutil.Error:
-            break
-        time.sleep(0.02)
-    out, err = proc.communicate()
-    wall = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise SystemExit(f"extract failed ({proc.returncode}): {err[-2000:]}")
-    summary = json.loads(out.strip().splitlines()[-1])
+    result = measure(cmd, env)
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
     stats = _get(f"{url}/_sandbox/stats")
-    return Measure(label, summary["tasks"], summary["executions"], stats["requests"], wall, peak / 2**20)
+    return Measure(
+        label, summary["tasks"], summary["executions"], stats["requests"], result.wall_s, result.peak_rss_mib
+    )
 
 
 def main() -> None:

@@ -36,17 +36,18 @@ from pipeline.landing import Landing
 from pipeline.schema import EXECUTIONS, PARTITION_COLUMNS, TABLES, Table
 from pipeline.transform import (
     DEFAULT_BATCH_TASKS,
-    Batch,
+    Fetch,
     Transformer,
     TransformStats,
     batches,
     load_executions,
+    partitions,
     plan,
 )
 
 log = logging.getLogger(__name__)
 
-ROW_GROUP_ROWS = 256 * 1024
+ROW_GROUP_ROWS = 128 * 1024
 COMPRESSION = "zstd"
 
 
@@ -64,34 +65,21 @@ def _fsync(path: Path) -> None:
 
 @dataclass
 class _PartitionWriter:
-    """One Parquet file of one partition, filled in row groups of about ROW_GROUP_ROWS rows."""
+    """One Parquet file of one partition, written chunk by chunk (a chunk is at most one row group)."""
 
     path: Path
     schema: pa.Schema
-    pending: list[pa.Table] = field(default_factory=list)
-    pending_rows: int = 0
     writer: pq.ParquetWriter | None = None
 
     def write(self, table: pa.Table) -> None:
         if table.num_rows == 0:
             return
-        self.pending.append(table)
-        self.pending_rows += table.num_rows
-        if self.pending_rows >= ROW_GROUP_ROWS:
-            self._flush()
-
-    def _flush(self) -> None:
-        if not self.pending:
-            return
         if self.writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.writer = pq.ParquetWriter(self.path, self.schema, compression=COMPRESSION)
-        table = pa.concat_tables(self.pending)
         self.writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
-        self.pending, self.pending_rows = [], 0
 
     def close(self) -> None:
-        self._flush()
         if self.writer is not None:
             self.writer.close()
             _fsync(self.path)
@@ -163,9 +151,12 @@ class LakeVersion:
         self.replace = replace
         self.touched: set[tuple[str, str]] = set()  # (instance_id, execution_month) partitions written here
         self._writers: dict[tuple[str, str, str], _PartitionWriter] = {}
+        self._closed: set[tuple[str, str, str]] = set()
 
     def _writer(self, table: Table, instance_id: str, month: str) -> _PartitionWriter:
         key = (table.name, instance_id, month)
+        if key in self._closed:
+            raise LoadError(f"rows for {key} arrived after its file was finished: batches out of order")
         writer = self._writers.get(key)
         if writer is None:
             folder = self.path / table.name / f"instance_id={instance_id}" / f"execution_month={month}"
@@ -177,12 +168,23 @@ class LakeVersion:
         """Declare partitions this version rewrites even if no new row lands in them."""
         self.touched.update(keys)
 
-    def write(self, batch: Batch) -> None:
-        """Append a batch's rows to the files of their partitions."""
-        for name in batch.tables:
-            for (instance_id, month), rows in batch.partitions(name):
-                self.touched.add((instance_id, month))
-                self._writer(TABLES[name], instance_id, month).write(rows.drop_columns(list(PARTITION_COLUMNS)))
+    def begin_batch(self, fetches: list[Fetch]) -> None:
+        """A batch is about to be written. Batches come in partition order (see
+        :func:`pipeline.transform.batches`), so in a rebuild the partitions before this batch's first are
+        complete: their files are finished now, which keeps memory flat whatever the size of the run."""
+        self.touched.update(f.partition for f in fetches)
+        if self.replace is not None or not fetches:
+            return  # an update adds old rows at commit: every file stays open until then
+        first = min(f.partition for f in fetches)
+        for key in [k for k in self._writers if (k[1], k[2]) < first]:
+            self._writers.pop(key).close()
+            self._closed.add(key)
+
+    def write_rows(self, table: Table, rows: pa.Table) -> None:
+        """Append rows (sorted by partition) to the files of their partitions."""
+        for (instance_id, month), part in partitions(rows):
+            self.touched.add((instance_id, month))
+            self._writer(table, instance_id, month).write(part.drop_columns(list(PARTITION_COLUMNS)))
 
     def _carry_over(self) -> None:
         """Partitions not touched: hard links. Touched ones: their old rows, minus replaced executions."""
@@ -271,10 +273,10 @@ def load_lake(
         target.partitions_of((f.instance_id, f.month) for f in fetches)
         with Transformer() as transformer:
             for group in batches(fetches, batch_tasks):
-                batch = transformer.transform(group)
-                target.write(batch)
-                summary.stats.add(batch.stats)
-                log.info("transformed %d executions (%d tasks)", len(group), batch.stats.tasks)
+                target.begin_batch(group)
+                stats = transformer.transform(group, target.write_rows)
+                summary.stats.add(stats)
+                log.info("transformed %d executions (%d tasks)", len(group), stats.tasks)
         executions = load_executions(landing, {f.key: f.run_id for f in everything})
         summary.rows = target.commit(executions)
     except BaseException:

@@ -23,7 +23,9 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Iterator
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,7 +40,8 @@ from pipeline.schema import ARTIFACTS, EXECUTIONS, REJECTS, TAGS, TASKS, Table
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BATCH_TASKS = 50_000
+DEFAULT_BATCH_TASKS = 25_000
+CHUNK_ROWS = 128 * 1024  # rows handed to the writer at a time (a Parquet row group at most)
 _FRACTION = re.compile(r"\.(\d+)")  # any number of fraction digits; Python takes 6
 
 # Every field of a task, read as text: a value of an unexpected type becomes text instead of an error,
@@ -93,7 +96,7 @@ FROM (
     SELECT filename, unnest(page.tasks) AS t, unnest(range(len(page.tasks)))::INTEGER AS pos
     FROM (
         SELECT filename, json_transform(json, '{_PAGE_STRUCTURE}') AS page
-        FROM read_json_objects($files, format = 'auto', filename = true, maximum_object_size = 67108864)
+        FROM read_json_objects($files, format = 'auto', filename = true, maximum_object_size = 16777216)
     )
 ) u
 JOIN batch_files f ON f.filename = u.filename
@@ -337,26 +340,20 @@ class TransformStats:
         return sum(self.rejects.values())
 
 
-@dataclass(frozen=True)
-class Batch:
-    """The rows of some whole executions, one Arrow table per lake table, cast to the declared schemas."""
+Sink = Callable[[Table, pa.Table], None]
 
-    fetches: tuple[Fetch, ...]
-    tables: dict[str, pa.Table]
-    stats: TransformStats
 
-    def partitions(self, name: str) -> Iterator[tuple[tuple[str, str], pa.Table]]:
-        """The rows of one table, partition by partition (rows come sorted by partition: slices, no copies)."""
-        table = self.tables[name]
-        if table.num_rows == 0:
-            return
-        keys = pc.binary_join_element_wise(table["instance_id"], table["execution_month"], "\x00")
-        runs = pc.run_end_encode(keys.combine_chunks())
-        start = 0
-        for end, key in zip(runs.run_ends.to_pylist(), runs.values.to_pylist(), strict=True):
-            instance_id, month = key.split("\x00")
-            yield (instance_id, month), table.slice(start, end - start)
-            start = end
+def partitions(rows: pa.Table) -> Iterator[tuple[tuple[str, str], pa.Table]]:
+    """Rows sorted by partition, partition by partition: zero-copy slices."""
+    if rows.num_rows == 0:
+        return
+    keys = pc.binary_join_element_wise(rows["instance_id"], rows["execution_month"], "\x00")
+    runs = pc.run_end_encode(keys.combine_chunks())
+    start = 0
+    for end, key in zip(runs.run_ends.to_pylist(), runs.values.to_pylist(), strict=True):
+        instance_id, month = key.split("\x00")
+        yield (instance_id, month), rows.slice(start, end - start)
+        start = end
 
 
 def execution_month(created_at: Any) -> str:
@@ -422,8 +419,10 @@ def batches(fetches: Iterable[Fetch], batch_tasks: int = DEFAULT_BATCH_TASKS) ->
 class Transformer:
     """Turns batches of fetches into Arrow tables. Holds one DuckDB connection; use as a context manager."""
 
-    def __init__(self, *, threads: int | None = None, memory_limit: str = "1GB") -> None:
+    def __init__(self, *, threads: int | None = None, memory_limit: str = "384MB") -> None:
+        self._spill = tempfile.mkdtemp(prefix="swr-etl-duckdb-")  # an execution larger than memory spills here
         self.db = duckdb.connect()
+        self.db.execute("SET temp_directory = $dir", {"dir": self._spill})
         self.db.execute(f"SET threads = {int(threads or os.cpu_count() or 2)}")
         self.db.execute(f"SET memory_limit = '{memory_limit}'")
         self.db.execute("SET TimeZone = 'UTC'")
@@ -431,6 +430,7 @@ class Transformer:
 
     def close(self) -> None:
         self.db.close()
+        shutil.rmtree(self._spill, ignore_errors=True)
 
     def __enter__(self) -> Transformer:
         return self
@@ -438,7 +438,11 @@ class Transformer:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def transform(self, fetches: list[Fetch]) -> Batch:
+    def transform(self, fetches: list[Fetch], sink: Sink) -> TransformStats:
+        """Transform some whole executions and hand their rows to ``sink`` in chunks, table by table.
+
+        Rows come sorted by partition; no table of the batch is ever held whole in Python.
+        """
         files = self._register_files(fetches)
         python_rejects: list[dict[str, Any]] = []
         try:
@@ -453,25 +457,29 @@ class Transformer:
         self.db.execute(DEDUPE_SQL if dedupe else NO_DEDUPE_SQL)
         self.db.execute(RESOURCES_SQL)
         self.db.execute(ARTIFACTS_SQL)
-        tables = {
-            TASKS.name: self._fetch(TASKS, TASKS_OUT_SQL),
-            ARTIFACTS.name: self._fetch(ARTIFACTS, ARTIFACTS_OUT_SQL),
-            TAGS.name: self._fetch(TAGS, TAGS_OUT_SQL),
-            REJECTS.name: _explain(self._fetch(REJECTS, REJECTS_OUT_SQL), python_rejects),
-        }
-        rejects: dict[str, int] = {}
-        for name in tables[REJECTS.name].column("field").to_pylist():
-            rejects[name] = rejects.get(name, 0) + 1
-        stats = TransformStats(
-            tasks=tables[TASKS.name].num_rows,
-            duplicates=int(listed) - int(distinct),
-            artifacts=tables[ARTIFACTS.name].num_rows,
-            tags=tables[TAGS.name].num_rows,
-            rejects=rejects,
-        )
+        counts = {t.name: self._stream(t, sql, sink) for t, sql in OUTPUTS}
+        rejects = _explain(self._fetch(REJECTS, REJECTS_OUT_SQL), python_rejects)
+        sink(REJECTS, rejects)
+        by_field: dict[str, int] = {}
+        for name in rejects.column("field").to_pylist():
+            by_field[name] = by_field.get(name, 0) + 1
         self.db.execute(f"DROP {'TABLE' if dedupe else 'VIEW'} kept_tasks")
         self.db.execute("DROP TABLE typed_tasks; DROP TABLE resources; DROP TABLE artifact_rows")
-        return Batch(tuple(fetches), tables, stats)
+        return TransformStats(
+            tasks=counts[TASKS.name],
+            duplicates=int(listed) - int(distinct),
+            artifacts=counts[ARTIFACTS.name],
+            tags=counts[TAGS.name],
+            rejects=by_field,
+        )
+
+    def _stream(self, table: Table, sql: str, sink: Sink) -> int:
+        rows = 0
+        for chunk in self.db.sql(sql).to_arrow_reader(CHUNK_ROWS):
+            part = pa.Table.from_batches([chunk]).select(table.columns).cast(table.schema)
+            rows += part.num_rows
+            sink(table, part)
+        return rows
 
     def _fetch(self, table: Table, sql: str) -> pa.Table:
         result = self.db.sql(sql).to_arrow_table()
@@ -615,6 +623,9 @@ def describe_invalid_json(text: str) -> str:
         f"invalid JSON: a complete JSON value followed by {len(trailing)} characters of trailing text "
         f"starting {trailing[:40]!r}"
     )
+
+
+OUTPUTS = ((TASKS, TASKS_OUT_SQL), (ARTIFACTS, ARTIFACTS_OUT_SQL), (TAGS, TAGS_OUT_SQL))
 
 
 def load_executions(landing: Landing, fetched: dict[tuple[str, int], str]) -> pa.Table:

@@ -1,0 +1,8 @@
+"""``python -m bench``: every benchmark, one after the other (what ``make bench`` runs)."""
+
+from bench import extract_bench, transform_bench
+
+print("== extract ==", flush=True)
+extract_bench.main()
+print("\n== transform and load ==", flush=True)
+transform_bench.main()
