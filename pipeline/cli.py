@@ -353,17 +353,26 @@ def sandbox_cmd(host: str, port: int, seed: int, scale: float, truth: bool, cach
 @click.option("--seed", default=0, type=int, show_default=True, help="Seed of the sandbox world.")
 @click.option("--scale", default=1.0, type=float, show_default=True, help="Size of the sandbox world.")
 @click.option("--concurrency", default=8, type=int, show_default=True, help="Requests in flight at once.")
+@click.option("--clean/--no-clean", default=True, show_default=True, help="Start from an empty data directory.")
 @click.pass_obj
-def demo_cmd(state: State, data_dir: Path, seed: int, scale: float, concurrency: int) -> None:
-    """Start the sandbox API on a free loopback port and run the pipeline against it. No credentials needed.
+def demo_cmd(state: State, data_dir: Path, seed: int, scale: float, concurrency: int, clean: bool) -> None:
+    """Start the sandbox API on a free loopback port, run the whole pipeline against it, and show what it found.
+
+    The sandbox world is not clean on purpose: a few resources are malformed (the vendor's own broken example
+    among them), some arrive as objects, and the API throttles now and then. No credentials, no network.
 
     \b
     Example:
       swr-etl demo --scale 2
+      swr-etl query "SELECT * FROM repository_failures ORDER BY failed DESC LIMIT 5" --data-dir data/demo
     """
-    from pipeline.sandbox import SandboxConfig, SandboxServer
+    from pipeline.report import summary
+    from pipeline.sandbox import Faults, SandboxConfig, SandboxServer
 
-    config = SandboxConfig(seed=seed, scale=scale)
+    faults = Faults(rate_bad_resource=0.01, rate_object_resource=0.02, rate_429=0.03, retry_after_s=0.2)
+    config = SandboxConfig(seed=seed, scale=scale, faults=faults)
+    if clean and data_dir.exists() and (data_dir / "raw").exists():
+        _remove_demo_data(data_dir)
     with SandboxServer(config) as server:
         settings = Settings(
             endpoint=server.url,
@@ -372,8 +381,26 @@ def demo_cmd(state: State, data_dir: Path, seed: int, scale: float, concurrency:
             data_dir=data_dir,
             concurrency=concurrency,
         )
-        log.info("sandbox on %s", server.url)
+        if state.log_format == "text":
+            click.echo(f"demo: the sandbox SWR API is serving a synthetic world on {server.url}")
         _run(state, settings)
+    if state.log_format == "text":
+        click.echo("")
+        click.echo(summary(data_dir), nl=False)
+        click.echo("")
+        click.echo("Next: ask your own questions (plain SQL over every table and view), for example")
+        click.echo(f'  swr-etl query "SELECT * FROM tags_missing_on_destination LIMIT 10" --data-dir {data_dir}')
+        click.echo(f"  duckdb -readonly {data_dir / 'warehouse.duckdb'}   (the DuckDB CLI, or any BI tool that reads DuckDB)")
+
+
+def _remove_demo_data(data_dir: Path) -> None:
+    """Empty a demo data directory: only what the pipeline writes there, nothing else."""
+    import shutil
+
+    for name in ("raw", ".lake"):
+        shutil.rmtree(data_dir / name, ignore_errors=True)
+    for name in ("lake", "warehouse.duckdb"):
+        (data_dir / name).unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> None:
