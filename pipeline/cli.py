@@ -390,7 +390,8 @@ def demo_cmd(state: State, data_dir: Path, seed: int, scale: float, concurrency:
         click.echo("")
         click.echo("Next: ask your own questions (plain SQL over every table and view), for example")
         click.echo(f'  swr-etl query "SELECT * FROM tags_missing_on_destination LIMIT 10" --data-dir {data_dir}')
-        click.echo(f"  duckdb -readonly {data_dir / 'warehouse.duckdb'}   (the DuckDB CLI, or any BI tool that reads DuckDB)")
+        warehouse_file = data_dir / "warehouse.duckdb"
+        click.echo(f"  duckdb -readonly {warehouse_file}   (the DuckDB CLI, or any BI tool that reads DuckDB)")
 
 
 def _remove_demo_data(data_dir: Path) -> None:
