@@ -13,61 +13,39 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline.landing import Landing, new_run_id
+from pipeline.landing import FetchWriter, Landing, new_run_id
 from pipeline.sandbox import Faults, World
 
 PROJECT = "sandbox-project"
+FETCHED_AT = "2026-01-01T00:00:00.000Z"
 _world: World | None = None
 
 
-def _body(key: str, rows: list[Any], total: int) -> bytes:
-    return json.dumps({key: rows, "total": total}, ensure_ascii=False, separators=(",", ":")).encode()
+def _land_page(writer: FetchWriter, key: str, rows: list[Any], total: int, offset: int, path: str) -> None:
+    """One page, landed as extract lands it (the same writer, the same manifest entry)."""
+    body = json.dumps({key: rows, "total": total}, ensure_ascii=False, separators=(",", ":")).encode()
+    common = {"path": path, "params": {"offset": offset, "limit": 100}, "limit": 100, "status": 200}
+    record = writer.write_page(
+        body=body, offset=offset, rows=len(rows), total=total, request_id=None, fetched_at=FETCHED_AT, **common
+    )
+    writer.add(record)
 
 
 def _land_listing(landing: Landing, run_id: str, kind: str, rows: list[Any], path: str, **keys: str) -> None:
     writer = landing.fetch(kind, run_id, **keys)
     for offset in range(0, max(len(rows), 1), 100):
-        page = rows[offset : offset + 100]
-        writer.add(
-            writer.write_page(
-                body=_body(kind, page, len(rows)),
-                path=path,
-                params={"offset": offset, "limit": 100},
-                offset=offset,
-                limit=100,
-                status=200,
-                request_id=None,
-                fetched_at="2026-01-01T00:00:00.000Z",
-                rows=len(page),
-                total=len(rows),
-            )
-        )
+        _land_page(writer, kind, rows[offset : offset + 100], len(rows), offset, path)
     writer.complete(rows=len(rows))
 
 
 def _land_execution(args: tuple[str, str, dict[str, Any], int]) -> int:
     data_dir, iid, execution, count = args
     assert _world is not None
-    landing = Landing(Path(data_dir))
     eid = execution["id"]
-    writer = landing.fetch("tasks", new_run_id(), instance_id=iid, execution_id=eid)
+    writer = Landing(Path(data_dir)).fetch("tasks", new_run_id(), instance_id=iid, execution_id=eid)
     path = f"/v2/{PROJECT}/instances/{iid}/replication/executions/{eid}/tasks"
     for offset in range(0, max(count, 1), 100):
-        tasks = _world.tasks(iid, eid, offset, 100, count)
-        writer.add(
-            writer.write_page(
-                body=_body("tasks", tasks, count),
-                path=path,
-                params={"offset": offset, "limit": 100},
-                offset=offset,
-                limit=100,
-                status=200,
-                request_id=None,
-                fetched_at="2026-01-01T00:00:00.000Z",
-                rows=len(tasks),
-                total=count,
-            )
-        )
+        _land_page(writer, "tasks", _world.tasks(iid, eid, offset, 100, count), count, offset, path)
     writer.complete(execution=execution, tasks=count, duplicates=0, total_reported=count, missing=0, passes=1)
     return count
 

@@ -66,15 +66,15 @@ def atomic_write(path: Path, data: bytes, *, fsync: bool = False) -> None:
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
         if fsync:
-            fsync_dir(path.parent)
+            fsync_path(path.parent)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise LandingError(f"could not write {path}: {exc.strerror or exc}", path=str(path)) from exc
 
 
-def fsync_dir(folder: Path) -> None:
-    """Make the names in ``folder`` (a rename) durable."""
-    fd = os.open(folder, os.O_RDONLY)
+def fsync_path(path: Path) -> None:
+    """Make a file's contents, or a folder's names (a rename), durable."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:

@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.errors import LandingError
-from pipeline.landing import Landing
+from pipeline.landing import Landing, fsync_path
 from pipeline.schema import EXECUTIONS, PARTITION_COLUMNS, TABLES, Table
 from pipeline.transform import (
     DEFAULT_BATCH_TASKS,
@@ -55,14 +55,6 @@ class LoadError(LandingError):
     """The lake could not be written. The previous version stays current."""
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 @dataclass
 class _PartitionWriter:
     """One Parquet file of one partition, written chunk by chunk (a chunk is at most one row group)."""
@@ -82,7 +74,7 @@ class _PartitionWriter:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-            _fsync(self.path)
+            fsync_path(self.path)
 
 
 class Lake:
@@ -128,7 +120,7 @@ class Lake:
         tmp = self.data_dir / f".lake-link-{secrets.token_hex(4)}"
         os.symlink(os.path.relpath(version, self.data_dir), tmp)
         os.replace(tmp, self.link)
-        _fsync(self.data_dir)
+        fsync_path(self.data_dir)
         previous = self.versions / ".previous"
         if before is not None and before != version:
             tmp_prev = self.versions / f".previous-{secrets.token_hex(4)}"
@@ -216,7 +208,7 @@ class LakeVersion:
             path = self.path / EXECUTIONS.name / f"part-{self.version}.parquet"
             path.parent.mkdir(parents=True, exist_ok=True)
             pq.write_table(executions.cast(EXECUTIONS.schema), path, compression=COMPRESSION)
-            _fsync(path)
+            fsync_path(path)
         except OSError as exc:
             raise LoadError(
                 f"could not write the lake at {self.path}: {exc.strerror or exc}", path=str(self.path)

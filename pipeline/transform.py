@@ -625,6 +625,7 @@ def describe_invalid_json(text: str) -> str:
     )
 
 
+_EXECUTION_COUNTS = ("policy_id", "total", "succeed", "failed", "in_progress", "stopped")
 OUTPUTS = ((TASKS, TASKS_OUT_SQL), (ARTIFACTS, ARTIFACTS_OUT_SQL), (TAGS, TAGS_OUT_SQL))
 
 
@@ -650,18 +651,10 @@ def load_executions(landing: Landing, fetched: dict[tuple[str, int], str]) -> pa
     out: dict[str, list[Any]] = {name: [] for name in EXECUTIONS.columns}
     for key in sorted(rows):
         record = rows[key]["record"]
-        values = {
-            "instance_id": key[0],
-            "execution_id": key[1],
-            "policy_id": _int(record.get("policy_id")),
-            "status": _str(record.get("status")),
-            "status_text": _str(record.get("status_text")),
-            "trigger": _str(record.get("trigger")),
-            "total": _int(record.get("total")),
-            "succeed": _int(record.get("succeed")),
-            "failed": _int(record.get("failed")),
-            "in_progress": _int(record.get("in_progress")),
-            "stopped": _int(record.get("stopped")),
+        values: dict[str, Any] = {"instance_id": key[0], "execution_id": key[1]}
+        values |= {name: _int(record.get(name)) for name in _EXECUTION_COUNTS}
+        values |= {name: _str(record.get(name)) for name in ("status", "status_text", "trigger")}
+        values |= {
             "created_at": parse_time(record.get("created_at")),
             "updated_at": parse_time(record.get("updated_at")),
             "execution_month": execution_month(record.get("created_at")),
