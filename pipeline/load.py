@@ -173,7 +173,7 @@ class LakeVersion:
             self._closed.add(key)
 
     def write_rows(self, table: Table, rows: pa.Table) -> None:
-        """Append rows (sorted by partition) to the files of their partitions."""
+        """Append rows to the files of their partitions."""
         for (instance_id, month), part in partitions(rows):
             self.touched.add((instance_id, month))
             self._writer(table, instance_id, month).write(part.drop_columns(list(PARTITION_COLUMNS)))

@@ -226,7 +226,6 @@ SELECT
 FROM kept_tasks t
 JOIN (FROM resources WHERE side = 'src') s USING (instance_id, execution_id, task_id)
 JOIN (FROM resources WHERE side = 'dst') d USING (instance_id, execution_id, task_id)
-ORDER BY t.instance_id, t.execution_month, t.execution_id, t.task_id
 """
 
 ARTIFACTS_SQL = """
@@ -247,7 +246,6 @@ ARTIFACTS_OUT_SQL = """
 SELECT instance_id, execution_id, task_id, side, artifact_idx, repository, artifact_type, digest, tag_count,
        execution_month
 FROM artifact_rows
-ORDER BY instance_id, execution_month, execution_id, task_id, side, artifact_idx
 """
 
 TAGS_OUT_SQL = """
@@ -258,7 +256,6 @@ FROM (
     FROM artifact_rows
     WHERE tags IS NOT NULL
 )
-ORDER BY instance_id, execution_month, execution_id, task_id, side, artifact_idx, tag_idx
 """
 
 REJECTS_OUT_SQL = """
@@ -344,16 +341,14 @@ Sink = Callable[[Table, pa.Table], None]
 
 
 def partitions(rows: pa.Table) -> Iterator[tuple[tuple[str, str], pa.Table]]:
-    """Rows sorted by partition, partition by partition: zero-copy slices."""
+    """The rows of each partition in ``rows`` (a batch spans one partition or a few)."""
     if rows.num_rows == 0:
         return
     keys = pc.binary_join_element_wise(rows["instance_id"], rows["execution_month"], "\x00")
-    runs = pc.run_end_encode(keys.combine_chunks())
-    start = 0
-    for end, key in zip(runs.run_ends.to_pylist(), runs.values.to_pylist(), strict=True):
+    values = pc.unique(keys).to_pylist()
+    for key in sorted(values):
         instance_id, month = key.split("\x00")
-        yield (instance_id, month), rows.slice(start, end - start)
-        start = end
+        yield (instance_id, month), rows if len(values) == 1 else rows.filter(pc.equal(keys, key))
 
 
 def execution_month(created_at: Any) -> str:
