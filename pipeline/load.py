@@ -105,9 +105,13 @@ class Lake:
         if previous.is_symlink():
             keep.add(os.readlink(previous))
         for folder in self.versions.iterdir():
-            if folder.name not in keep and folder.name != ".previous":
-                log.info("removing %s, left by an earlier load that did not finish or is superseded", folder)
-                shutil.rmtree(folder, ignore_errors=True)
+            if folder.name in keep or folder.name == ".previous":
+                continue
+            if folder.is_symlink():  # a .previous link a killed commit did not rename into place
+                folder.unlink()
+                continue
+            log.info("removing %s, left by an earlier load that did not finish or is superseded", folder)
+            shutil.rmtree(folder, ignore_errors=True)
 
     def begin(self, version: str, *, replace: Iterable[tuple[str, int]] | None) -> LakeVersion:
         """Start a new version. ``replace``: the executions being loaded; None rewrites everything (rebuild)."""
@@ -156,12 +160,9 @@ class LakeVersion:
             writer = self._writers[key] = _PartitionWriter(folder / f"part-{self.version}.parquet", schema)
         return writer
 
-    def partitions_of(self, keys: Iterable[tuple[str, str]]) -> None:
-        """Declare partitions this version rewrites even if no new row lands in them."""
-        self.touched.update(keys)
-
     def begin_batch(self, fetches: list[Fetch]) -> None:
-        """A batch is about to be written. Batches come in partition order (see
+        """A batch is about to be written: its partitions are rewritten, even those no new row lands in (the
+        executions replaced there lose their old rows). Batches come in partition order (see
         :func:`pipeline.transform.batches`), so in a rebuild the partitions before this batch's first are
         complete: their files are finished now, which keeps memory flat whatever the size of the run."""
         self.touched.update(f.partition for f in fetches)
@@ -257,12 +258,12 @@ def load_lake(
     started = time.monotonic()
     landing = Landing(data_dir)
     everything = plan(landing)
-    fetches = everything if only is None else [f for f in everything if f.key in set(only)]
+    wanted = None if only is None else set(only)
+    fetches = everything if wanted is None else [f for f in everything if f.key in wanted]
     lake = Lake(data_dir)
     target = lake.begin(version, replace=None if only is None else [f.key for f in fetches])
     summary = LoadSummary(executions_loaded=len(fetches), version=version)
     try:
-        target.partitions_of((f.instance_id, f.month) for f in fetches)
         with Transformer() as transformer:
             for group in batches(fetches, batch_tasks):
                 target.begin_batch(group)
