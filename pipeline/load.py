@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from pipeline.errors import LandingError
 from pipeline.landing import Landing, fsync_path
-from pipeline.schema import EXECUTIONS, PARTITION_COLUMNS, TABLES, Table
+from pipeline.schema import EXECUTIONS, INSTANCES, PARTITION_COLUMNS, POLICIES, TABLES, Table
 from pipeline.transform import (
     DEFAULT_BATCH_TASKS,
     Fetch,
@@ -41,6 +41,8 @@ from pipeline.transform import (
     TransformStats,
     batches,
     load_executions,
+    load_instances,
+    load_policies,
     partitions,
     plan,
 )
@@ -200,16 +202,17 @@ class LakeVersion:
                     keep = pc.invert(pc.is_in(record_batch.column("execution_id"), value_set=replaced))
                     writer.write(pa.Table.from_batches([record_batch]).filter(keep))
 
-    def commit(self, executions: pa.Table) -> dict[str, int]:
-        """Finish every file, write the executions table, and swap the lake to this version."""
+    def commit(self, listed: dict[str, pa.Table]) -> dict[str, int]:
+        """Finish every file, write the small tables built from the listings, and swap the lake."""
         try:
             self._carry_over()
             for writer in self._writers.values():
                 writer.close()
-            path = self.path / EXECUTIONS.name / f"part-{self.version}.parquet"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(executions.cast(EXECUTIONS.schema), path, compression=COMPRESSION)
-            fsync_path(path)
+            for name, rows in listed.items():
+                path = self.path / name / f"part-{self.version}.parquet"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                pq.write_table(rows.cast(TABLES[name].schema), path, compression=COMPRESSION)
+                fsync_path(path)
         except OSError as exc:
             raise LoadError(
                 f"could not write the lake at {self.path}: {exc.strerror or exc}", path=str(self.path)
@@ -270,8 +273,12 @@ def load_lake(
                 stats = transformer.transform(group, target.write_rows)
                 summary.stats.add(stats)
                 log.info("transformed %d executions (%d tasks)", len(group), stats.tasks)
-        executions = load_executions(landing, {f.key: f.run_id for f in everything})
-        summary.rows = target.commit(executions)
+        listed = {
+            INSTANCES.name: load_instances(landing),
+            POLICIES.name: load_policies(landing),
+            EXECUTIONS.name: load_executions(landing, {f.key: f.run_id for f in everything}),
+        }
+        summary.rows = target.commit(listed)
     except BaseException:
         target.abort()
         raise

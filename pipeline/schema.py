@@ -160,4 +160,48 @@ REJECTS = Table(
     doc="every record or field that could not be read: kept whole, with the reason",
 )
 
-TABLES: dict[str, Table] = {t.name: t for t in (EXECUTIONS, TASKS, ARTIFACTS, TAGS, REJECTS)}
+INSTANCES = Table(
+    "instances",
+    _schema(
+        ("instance_id", pa.string(), "SWR EE instance (UUID)"),
+        ("name", pa.string(), "instance name"),
+        ("status", pa.string(), "Initial, Creating, Running, Unavailable (stored as sent)"),
+        ("spec", pa.string(), "instance specification"),
+        ("version", pa.string(), "instance version"),
+        ("created_at", TS, "when the instance was created"),
+        ("first_seen_run", pa.string(), "run id of the first listing that showed this instance"),
+        ("last_seen_run", pa.string(), "run id of the newest listing that showed it"),
+    ),
+    partitioned=False,
+    sort_by=("instance_id",),
+    doc="one row per instance ever listed, newest record wins",
+)
+
+POLICIES = Table(
+    "policies",
+    _schema(
+        ("instance_id", pa.string(), "SWR EE instance"),
+        ("policy_id", pa.int64(), "replication policy id, unique within the instance"),
+        ("name", pa.string(), "policy name"),
+        ("description", pa.string(), "policy description"),
+        ("src_registry_id", pa.int64(), "source registry id"),
+        ("dest_registry_id", pa.int64(), "destination registry id"),
+        ("dest_namespace", pa.string(), "destination namespace"),
+        ("trigger_type", pa.string(), "manual, scheduled or event_based"),
+        ("trigger_cron", pa.string(), "cron of a scheduled trigger"),
+        ("filters", pa.string(), "the policy's filters, as JSON text"),
+        ("repo_scope_mode", pa.string(), "repository scope mode"),
+        ("override", pa.bool_(), "destination artifacts are overwritten"),
+        ("enabled", pa.bool_(), "the policy is enabled"),
+        ("created_at", TS, "when the policy was created"),
+        ("updated_at", TS, "last change of the policy"),
+        ("first_seen_run", pa.string(), "run id of the first listing that showed this policy"),
+        ("last_seen_run", pa.string(), "run id of the newest listing that showed it"),
+    ),
+    partitioned=False,
+    sort_by=("instance_id", "policy_id"),
+    doc="one row per replication policy ever listed, newest record wins",
+)
+
+TABLES: dict[str, Table] = {t.name: t for t in (INSTANCES, POLICIES, EXECUTIONS, TASKS, ARTIFACTS, TAGS, REJECTS)}
+LISTED = (INSTANCES, POLICIES, EXECUTIONS)  # small tables rebuilt whole from the landed listings each load

@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.landing import Landing
-from pipeline.schema import ARTIFACTS, EXECUTIONS, REJECTS, TAGS, TASKS, Table
+from pipeline.schema import ARTIFACTS, EXECUTIONS, INSTANCES, POLICIES, REJECTS, TAGS, TASKS, Table
 
 log = logging.getLogger(__name__)
 
@@ -624,42 +624,102 @@ _EXECUTION_COUNTS = ("policy_id", "total", "succeed", "failed", "in_progress", "
 OUTPUTS = ((TASKS, TASKS_OUT_SQL), (ARTIFACTS, ARTIFACTS_OUT_SQL), (TAGS, TAGS_OUT_SQL))
 
 
-def load_executions(landing: Landing, fetched: dict[tuple[str, int], str]) -> pa.Table:
-    """Every execution ever listed (history stays when the API forgets it), newest listing wins.
+@dataclass(frozen=True)
+class Listed:
+    """The newest record of one listed object, and the runs that first and last listed it."""
 
-    ``fetched`` maps (instance, execution) to the run id of the task fetch loaded for it.
-    """
-    rows: dict[tuple[str, int], dict[str, Any]] = {}
-    first_seen: dict[tuple[str, int], str] = {}
-    for manifest in landing.manifests("executions"):
+    record: dict[str, Any]
+    first_seen_run: str
+    last_seen_run: str
+
+
+def newest_records(landing: Landing, kind: str, id_type: type) -> dict[tuple[str, Any], Listed]:
+    """Every object ever listed under ``raw/<kind>`` (history stays when the API forgets it), keyed by
+    (instance id, object id); the newest listing wins. Instances are keyed by (id, id)."""
+    found: dict[tuple[str, Any], Listed] = {}
+    for manifest in landing.manifests(kind):
         run_id = str(manifest["run_id"])
-        instance_id = str(manifest["instance_id"])
         for page in manifest["pages"]:
             body = json.loads(Landing.read_page(manifest["folder"], page))
-            for record in body.get("executions") or []:
-                if not isinstance(record, dict) or not isinstance(record.get("id"), int):
+            for record in (body.get(kind) if isinstance(body, dict) else None) or []:
+                if not isinstance(record, dict) or not isinstance(record.get("id"), id_type):
                     continue
+                instance_id = str(manifest.get("instance_id") or record["id"])
                 key = (instance_id, record["id"])
-                first_seen[key] = min(first_seen.get(key, run_id), run_id)
-                if key not in rows or rows[key]["last_seen_run"] <= run_id:
-                    rows[key] = {"record": record, "last_seen_run": run_id}
-    out: dict[str, list[Any]] = {name: [] for name in EXECUTIONS.columns}
-    for key in sorted(rows):
-        record = rows[key]["record"]
-        values: dict[str, Any] = {"instance_id": key[0], "execution_id": key[1]}
-        values |= {name: _int(record.get(name)) for name in _EXECUTION_COUNTS}
-        values |= {name: _str(record.get(name)) for name in ("status", "status_text", "trigger")}
-        values |= {
-            "created_at": parse_time(record.get("created_at")),
-            "updated_at": parse_time(record.get("updated_at")),
-            "execution_month": execution_month(record.get("created_at")),
-            "first_seen_run": first_seen[key],
-            "last_seen_run": rows[key]["last_seen_run"],
-            "tasks_run": fetched.get(key),
-        }
-        for name in EXECUTIONS.columns:
-            out[name].append(values[name])
-    return pa.table(out, schema=EXECUTIONS.schema)
+                old = found.get(key)
+                first = min(old.first_seen_run, run_id) if old else run_id
+                newest = record if old is None or old.last_seen_run <= run_id else old.record
+                found[key] = Listed(newest, first, max(old.last_seen_run, run_id) if old else run_id)
+    return found
+
+
+def _table(table: Table, rows: Iterable[dict[str, Any]]) -> pa.Table:
+    out: dict[str, list[Any]] = {name: [] for name in table.columns}
+    for row in rows:
+        for name in table.columns:
+            out[name].append(row.get(name))
+    return pa.table(out, schema=table.schema)
+
+
+def load_instances(landing: Landing) -> pa.Table:
+    rows = []
+    for (instance_id, _), seen in sorted(newest_records(landing, "instances", str).items()):
+        r = seen.record
+        rows.append(
+            {"instance_id": instance_id, "created_at": parse_time(r.get("created_at"))}
+            | {name: _str(r.get(name)) for name in ("name", "status", "spec", "version")}
+            | {"first_seen_run": seen.first_seen_run, "last_seen_run": seen.last_seen_run}
+        )
+    return _table(INSTANCES, rows)
+
+
+def load_policies(landing: Landing) -> pa.Table:
+    rows = []
+    for (instance_id, policy_id), seen in sorted(newest_records(landing, "policies", int).items()):
+        r = seen.record
+        trigger = _dict(r.get("trigger"))
+        settings = _dict(trigger.get("trigger_settings"))
+        rows.append(
+            {
+                "instance_id": instance_id,
+                "policy_id": policy_id,
+                "src_registry_id": _int(_dict(r.get("src_registry")).get("id")),
+                "dest_registry_id": _int(_dict(r.get("dest_registry")).get("id")),
+                "trigger_type": _str(trigger.get("type")),
+                "trigger_cron": _str(settings.get("cron")),
+                "filters": None if r.get("filters") is None else json.dumps(r["filters"], ensure_ascii=False),
+                "override": _bool(r.get("override")),
+                "enabled": _bool(r.get("enabled")),
+                "created_at": parse_time(r.get("created_at")),
+                "updated_at": parse_time(r.get("updated_at")),
+                "first_seen_run": seen.first_seen_run,
+                "last_seen_run": seen.last_seen_run,
+            }
+            | {name: _str(r.get(name)) for name in ("name", "description", "dest_namespace", "repo_scope_mode")}
+        )
+    return _table(POLICIES, rows)
+
+
+def load_executions(landing: Landing, fetched: dict[tuple[str, int], str]) -> pa.Table:
+    """Every execution ever listed, newest listing wins. ``fetched``: (instance, execution) to the run id
+    of the task fetch loaded for it."""
+    rows = []
+    for key, seen in sorted(newest_records(landing, "executions", int).items()):
+        r = seen.record
+        rows.append(
+            {"instance_id": key[0], "execution_id": key[1]}
+            | {name: _int(r.get(name)) for name in _EXECUTION_COUNTS}
+            | {name: _str(r.get(name)) for name in ("status", "status_text", "trigger")}
+            | {
+                "created_at": parse_time(r.get("created_at")),
+                "updated_at": parse_time(r.get("updated_at")),
+                "execution_month": execution_month(r.get("created_at")),
+                "first_seen_run": seen.first_seen_run,
+                "last_seen_run": seen.last_seen_run,
+                "tasks_run": fetched.get(key),
+            }
+        )
+    return _table(EXECUTIONS, rows)
 
 
 def _int(value: Any) -> int | None:
@@ -668,3 +728,11 @@ def _int(value: Any) -> int | None:
 
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _bool(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None

@@ -407,3 +407,58 @@ def test_pages_that_are_not_json_or_whose_tasks_are_not_a_list_are_kept_whole(tm
     ]
     assert rejects[0]["error"] == "the page's tasks are not a list"
     assert rejects[1]["error"].startswith("page is not JSON: ")
+
+
+def land_listing(data_dir: Path, kind: str, run_id: str, records: list[dict[str, Any]], **keys: str) -> None:
+    writer = Landing(data_dir).fetch(kind, run_id, **keys)
+    body = json.dumps({kind: records, "total": len(records)}).encode()
+    common = {"path": "/p", "params": {}, "limit": 100, "status": 200, "request_id": None, "fetched_at": "t"}
+    writer.add(writer.write_page(body=body, offset=0, rows=len(records), total=len(records), **common))
+    writer.complete()
+
+
+def test_instances_policies_and_executions_keep_their_history(tmp_path: Path) -> None:
+    first, second = "20261101T000000000Z-aaaaaa", "20261102T000000000Z-bbbbbb"
+    instance = {"id": IID, "name": "prod", "status": "Running", "spec": "swr.ee.basic", "version": "v2",
+                "created_at": "2025-01-01T00:00:00Z", "charge_mode": "postPaid"}  # fmt: skip
+    policy = {
+        "id": 3,
+        "name": "to-mirror",
+        "description": "",
+        "src_registry": {"id": 0},
+        "dest_registry": {"id": 2},
+        "dest_namespace": "mirror",
+        "filters": [{"type": "name", "value": "team/**"}],
+        "repo_scope_mode": "regular",
+        "trigger": {"type": "scheduled", "trigger_settings": {"cron": "0 0 2 * * *"}},
+        "override": True,
+        "enabled": False,
+        "created_at": "2025-02-01T00:00:00Z",
+        "updated_at": "2025-02-02T00:00:00Z",
+    }
+    land_listing(tmp_path, "instances", first, [instance])
+    land_listing(tmp_path, "instances", second, [{**instance, "status": "Unavailable"}])
+    land_listing(tmp_path, "policies", first, [policy], instance_id=IID)
+    land_listing(tmp_path, "policies", second, [{**policy, "enabled": True}], instance_id=IID)
+    old = {**EXECUTION, "id": 6, "status": "Succeed"}
+    land_listing(tmp_path, "executions", first, [old, EXECUTION], instance_id=IID)
+    land_listing(tmp_path, "executions", second, [{**EXECUTION, "status": "Succeed"}], instance_id=IID)  # 6 is gone
+    load_lake(tmp_path, version="20261102T000001000Z-cccccc")
+
+    assert rows(tmp_path, "instances", "instance_id") == [
+        {"instance_id": IID, "name": "prod", "status": "Unavailable", "spec": "swr.ee.basic", "version": "v2",
+         "created_at": datetime(2025, 1, 1, tzinfo=UTC), "first_seen_run": first, "last_seen_run": second}
+    ]  # fmt: skip
+    assert rows(tmp_path, "policies", "policy_id") == [
+        {"instance_id": IID, "policy_id": 3, "name": "to-mirror", "description": "", "src_registry_id": 0,
+         "dest_registry_id": 2, "dest_namespace": "mirror", "trigger_type": "scheduled",
+         "trigger_cron": "0 0 2 * * *", "filters": '[{"type": "name", "value": "team/**"}]',
+         "repo_scope_mode": "regular", "override": True, "enabled": True,
+         "created_at": datetime(2025, 2, 1, tzinfo=UTC), "updated_at": datetime(2025, 2, 2, tzinfo=UTC),
+         "first_seen_run": first, "last_seen_run": second}
+    ]  # fmt: skip
+    executions = rows(tmp_path, "executions", "execution_id")
+    assert [(e["execution_id"], e["status"], e["first_seen_run"], e["last_seen_run"]) for e in executions] == [
+        (6, "Succeed", first, first),  # the API forgot it; the lake did not
+        (7, "Succeed", first, second),
+    ]
