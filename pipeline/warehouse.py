@@ -38,9 +38,17 @@ class WarehouseError(SwrEtlError):
 
 @dataclass(frozen=True)
 class SqlView:
+    """One file of ``sql/``: a SELECT that becomes the view of the file's name, or (for a view that takes
+    parameters) ``CREATE MACRO <name>(...) AS TABLE ...`` run as it is."""
+
     name: str
     sql: str
     question: str
+
+    @property
+    def is_macro(self) -> bool:
+        body = "\n".join(line for line in self.sql.splitlines() if not line.lstrip().startswith("--"))
+        return body.lstrip().upper().startswith("CREATE")
 
 
 def _sql_folder() -> Traversable:
@@ -118,6 +126,9 @@ def build(data_dir: Path) -> Path:
                 db.execute(f"COMMENT ON VIEW {table.name} IS '{table.doc}'")
             for view in sql_views():
                 try:
+                    if view.is_macro:
+                        db.execute(view.sql)
+                        continue
                     db.execute(f"CREATE VIEW {view.name} AS {view.sql}")
                 except duckdb.Error as exc:
                     raise WarehouseError(f"sql/{view.name}.sql does not run: {exc}") from exc
