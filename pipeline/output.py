@@ -11,29 +11,28 @@ from decimal import Decimal
 from typing import Any
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """A value as JSON can hold it: times as ISO 8601 text, decimals as floats, containers recursively."""
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Decimal):
         return float(value)
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain(v) for k, v in value.items()}
     return value
 
 
 def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> str:
     if fmt == "json":
-        return (
-            json.dumps([dict(zip(columns, map(_plain, row), strict=True)) for row in rows], ensure_ascii=False) + "\n"
-        )
+        return json.dumps([dict(zip(columns, map(plain, row), strict=True)) for row in rows], ensure_ascii=False) + "\n"
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(columns)
         for row in rows:
-            writer.writerow(["" if v is None else _plain(v) for v in row])
+            writer.writerow(["" if v is None else plain(v) for v in row])
         return out.getvalue()
     cells = [[_cell(v) for v in row] for row in rows]
     widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
@@ -47,12 +46,6 @@ def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> s
 def _cell(value: Any) -> str:
     if value is None:
         return "NULL"
-    plain = _plain(value)
-    text = (
-        plain
-        if isinstance(plain, str)
-        else json.dumps(plain, ensure_ascii=False)
-        if isinstance(plain, list | dict)
-        else str(plain)
-    )
+    simple = plain(value)
+    text = json.dumps(simple, ensure_ascii=False) if isinstance(simple, list | dict) else str(simple)
     return text if len(text) <= 60 else text[:57] + "..."

@@ -12,6 +12,7 @@ place, so a reader never sees it half-made.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -133,7 +134,10 @@ def build(data_dir: Path) -> Path:
                 except duckdb.Error as exc:
                     raise WarehouseError(f"sql/{view.name}.sql does not run: {exc}") from exc
                 db.execute(f"COMMENT ON VIEW {view.name} IS '{view.question.replace(chr(39), chr(39) * 2)}'")
-            db.execute("CREATE TABLE _swr_etl_meta AS SELECT $dir AS data_dir", {"dir": str(data_dir)})
+            db.execute(
+                "CREATE TABLE _swr_etl_meta AS SELECT $dir AS data_dir, $fp AS fingerprint",
+                {"dir": str(data_dir), "fp": fingerprint()},
+            )
         os.replace(tmp, target)
     except (OSError, duckdb.Error) as exc:
         tmp.unlink(missing_ok=True)
@@ -151,13 +155,23 @@ def ensure(data_dir: Path) -> Path:
         raise WarehouseError(f"no lake in {data_dir}: run 'swr-etl run' or 'swr-etl rebuild' first")
     try:
         with duckdb.connect(str(target), read_only=True) as db:
-            row = db.execute("SELECT data_dir FROM _swr_etl_meta").fetchall()
-        if row and row[0][0] == str(data_dir):
+            row = db.execute("SELECT data_dir, fingerprint FROM _swr_etl_meta").fetchall()
+        if row and row[0] == (str(data_dir), fingerprint()):
             return target
-        log.warning("the data directory moved to %s: rewriting the warehouse views", data_dir)
+        log.warning("the data directory moved, or the views changed: rewriting the warehouse of %s", data_dir)
     except duckdb.Error:
         log.info("building the warehouse for %s", data_dir)
     return build(data_dir)
+
+
+def fingerprint() -> str:
+    """What the views are made of (table schemas and sql/ files): a warehouse made from others is rebuilt."""
+    digest = hashlib.sha256()
+    for table in TABLES.values():
+        digest.update(f"{table.name}:{table.schema}".encode())
+    for view in sql_views():
+        digest.update(f"{view.name}:{view.sql}".encode())
+    return digest.hexdigest()[:16]
 
 
 def connect(data_dir: Path) -> duckdb.DuckDBPyConnection:

@@ -112,7 +112,8 @@ def test_every_sql_view_runs_on_the_demo_data(tmp_path: Path) -> None:
     views = sql_views()
     assert views
     for view in views:
-        assert query(tmp_path, f"SELECT count(*) FROM {view.name}")[0][0] >= 0
+        source = f"{view.name}()" if view.is_macro else view.name  # a view with parameters is a table macro
+        assert query(tmp_path, f"SELECT count(*) FROM {source}")[0][0] >= 0
         assert not re.search(r"select\s+\*", view.sql, re.IGNORECASE), f"{view.name}: explicit columns only"
         assert view.question.endswith(".") or "?" in view.question
     assert query(tmp_path, "SELECT count(*) FROM tags_missing_on_destination")[0][0] > 0
