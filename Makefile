@@ -37,7 +37,10 @@ fmt: $(STAMP) ## format and autofix
 bench: $(STAMP) ## benchmarks: prints figures and ratios (takes minutes)
 	$(BIN)/python -m bench
 
+docs: $(STAMP) ## regenerate docs/data-dictionary.md from the schemas and sql/
+	$(BIN)/python -m pipeline.dictionary > docs/data-dictionary.md
+
 clean: ## remove caches (keeps .venv and data)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info
 
-.PHONY: help venv run test lint fmt bench clean
+.PHONY: help venv run test lint fmt bench docs clean

@@ -77,7 +77,7 @@ def sql_views() -> list[SqlView]:
     return views
 
 
-def _duck_type(kind: pa.DataType) -> str:
+def duck_type(kind: pa.DataType) -> str:
     if pa.types.is_timestamp(kind):
         return "TIMESTAMPTZ"
     return {
@@ -103,7 +103,7 @@ def table_view_sql(table: Table, lake: Path) -> str:
         has_files = any(folder.glob("*.parquet"))
         source = f"read_parquet('{_quote(pattern)}')"
     if not has_files:
-        typed = ", ".join(f'CAST(NULL AS {_duck_type(f.type)}) AS "{f.name}"' for f in table.schema)
+        typed = ", ".join(f'CAST(NULL AS {duck_type(f.type)}) AS "{f.name}"' for f in table.schema)
         return f"CREATE VIEW {table.name} AS SELECT {typed} WHERE false"
     return f"CREATE VIEW {table.name} AS SELECT {columns} FROM {source}"
 

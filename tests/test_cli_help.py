@@ -27,3 +27,12 @@ def test_every_command_has_help_with_an_example(name: str) -> None:
     for param in command.params:
         if isinstance(param, click.Option) and not param.hidden:
             assert param.help, f"{name or 'swr-etl'} {param.opts[0]} has no help text"
+
+
+def test_the_committed_data_dictionary_is_current() -> None:
+    from pathlib import Path
+
+    from pipeline.dictionary import render
+
+    committed = Path(__file__).resolve().parent.parent / "docs" / "data-dictionary.md"
+    assert committed.read_text() == render(), "docs/data-dictionary.md is stale: run make docs"

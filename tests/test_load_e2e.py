@@ -205,3 +205,17 @@ def test_a_run_killed_during_the_load_leaves_the_old_tables_and_the_next_run_rep
         assert not any(v.exists() for v in leftovers)
         truth = server.truth()["totals"]
     assert query(tmp_path, "SELECT count(*) FROM tasks") == [(truth["tasks"],)]
+
+
+def test_the_parquet_folders_read_as_hive_datasets_outside_duckdb(sandbox: SandboxServer, tmp_path: Path) -> None:
+    import pandas as pd
+    import pyarrow.dataset as ds
+
+    assert run_cli(["run"], sandbox_env(sandbox, tmp_path)).returncode == 0
+    (count,) = query(tmp_path, "SELECT count(*) FROM tags")[0]
+    dataset = ds.dataset(tmp_path / "lake" / "tags", format="parquet", partitioning="hive")
+    assert dataset.count_rows() == count
+    frame = pd.read_parquet(tmp_path / "lake" / "tasks")
+    assert {"instance_id", "execution_month", "task_id", "start_time"} <= set(frame.columns)
+    assert str(frame["start_time"].dtype) == "datetime64[us, UTC]"
+    assert len(frame) == query(tmp_path, "SELECT count(*) FROM tasks")[0][0]
