@@ -200,6 +200,7 @@ def _load(state: State, data_dir: Path, *, only: list[tuple[str, int]] | None, s
     summary = load_lake(data_dir, version=state.run_id, only=only)
     warehouse.build(data_dir)
     counts = {**asdict(summary.stats), "executions_loaded": summary.executions_loaded, "lake_rows": summary.rows}
+    counts["elapsed_s"] = summary.elapsed_s
     state.summary(stage, summary.line(stage), counts)
     if strict and summary.stats.rejected:
         raise RejectsFound(summary.stats.rejected)

@@ -38,8 +38,21 @@ class RedactSecrets(logging.Filter):
         return text
 
 
+# the stage a log line belongs to, from the module that wrote it
+STAGE_OF = {
+    "pipeline.client": "extract",
+    "pipeline.paging": "extract",
+    "pipeline.extract": "extract",
+    "pipeline.landing": "extract",
+    "pipeline.transform": "load",
+    "pipeline.load": "load",
+    "pipeline.warehouse": "warehouse",
+    "pipeline.report": "report",
+}
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, run id, stage, and any ``extra`` fields."""
+    """One JSON object per line: time, level, logger, stage, message, run id, and any ``extra`` fields."""
 
     def __init__(self, run_id: str) -> None:
         super().__init__()
@@ -50,10 +63,11 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "level": record.levelname.lower(),
             "logger": record.name,
+            "stage": STAGE_OF.get(record.name, "sandbox" if record.name.startswith("pipeline.sandbox") else "cli"),
             "run_id": self.run_id,
             "msg": record.getMessage(),
         }
-        for key in ("stage", "counts", "duration_s", "event"):
+        for key in ("counts", "duration_s", "event"):
             if hasattr(record, key):
                 payload[key] = getattr(record, key)
         if record.exc_text:

@@ -211,7 +211,8 @@ def test_json_logs_for_schedulers(sandbox: SandboxServer, tmp_path: Path) -> Non
     )
     assert result.returncode == 0, result.stderr
     logs = [json.loads(line) for line in result.stderr.splitlines()]
-    assert logs and all({"ts", "level", "logger", "run_id", "msg"} <= set(entry) for entry in logs)
+    assert logs and all({"ts", "level", "logger", "stage", "run_id", "msg"} <= set(entry) for entry in logs)
+    assert {entry["stage"] for entry in logs} >= {"extract"}
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["event"] == "summary"
     assert summary["stage"] == "extract"
