@@ -28,6 +28,7 @@ from pipeline.config import SECRET_ENV, Credentials, Settings, resolve_settings
 from pipeline.errors import SwrEtlError
 from pipeline.extract import ExtractFailed, Extractor, ExtractSummary, Progress
 from pipeline.landing import new_run_id
+from pipeline.lock import exclusive
 from pipeline.logs import RedactSecrets, setup_logging
 
 log = logging.getLogger("pipeline")
@@ -161,7 +162,9 @@ def extract_cmd(state: State, /, **flags: Any) -> None:
     Example:
       swr-etl extract --instance-id 6f1c... --policy-id 3 --data-dir /srv/swr
     """
-    _run_extract(state, settings_from(flags))
+    settings = settings_from(flags)
+    with exclusive(settings.data_dir, "extract"):
+        _run_extract(state, settings)
 
 
 @cli.command("run")
@@ -178,7 +181,8 @@ def run_cmd(state: State, /, **flags: Any) -> None:
       swr-etl run --data-dir /srv/swr-lake --strict
     """
     settings = settings_from(flags)
-    _run(state, settings)
+    with exclusive(settings.data_dir, "run"):
+        _run(state, settings)
 
 
 def _run(state: State, settings: Settings) -> None:
@@ -188,7 +192,8 @@ def _run(state: State, settings: Settings) -> None:
         complete = summary.complete
     except ExtractFailed as exc:  # load what did arrive, then report the failure
         failure, complete = exc, exc.summary.complete
-    _load(state, settings.data_dir, only=complete, strict=settings.strict, stage="load")
+    # an API failure outranks rejected records: exit 1, not 3
+    _load(state, settings.data_dir, only=complete, strict=settings.strict and failure is None, stage="load")
     if failure is not None:
         raise failure
 
@@ -226,7 +231,8 @@ def rebuild_cmd(state: State, data_dir: Path | None, strict: bool | None, views_
 
         click.echo(f"rebuild: views rewritten in {warehouse.build(settings.data_dir)}")
         return
-    _load(state, settings.data_dir, only=None, strict=settings.strict, stage="rebuild")
+    with exclusive(settings.data_dir, "rebuild"):
+        _load(state, settings.data_dir, only=None, strict=settings.strict, stage="rebuild")
 
 
 @cli.command("query")
@@ -429,7 +435,8 @@ def demo_cmd(state: State, data_dir: Path, seed: int, scale: float, concurrency:
         )
         if state.log_format == "text":
             click.echo(f"demo: the sandbox SWR API is serving a synthetic world on {server.url}")
-        _run(state, settings)
+        with exclusive(data_dir, "demo"):
+            _run(state, settings)
     if state.log_format == "text":
         click.echo("")
         click.echo(summary(data_dir), nl=False)

@@ -50,6 +50,7 @@ from pipeline.transform import (
 log = logging.getLogger(__name__)
 
 ROW_GROUP_ROWS = 128 * 1024
+EMPTY = "__none__"  # the partition of a table's placeholder file when it has no rows
 COMPRESSION = "zstd"
 
 
@@ -77,6 +78,21 @@ class _PartitionWriter:
         if self.writer is not None:
             self.writer.close()
             fsync_path(self.path)
+
+
+def _may_hold(path: Path, execution_ids: list[int]) -> bool:
+    """Whether a Parquet file may hold rows of these executions, by its row groups' min/max statistics."""
+    if not execution_ids:
+        return False
+    meta = pq.ParquetFile(path).metadata
+    column = meta.schema.to_arrow_schema().get_field_index("execution_id")
+    for group in range(meta.num_row_groups):
+        stats = meta.row_group(group).column(column).statistics
+        if stats is None or not stats.has_min_max:
+            return True
+        if any(stats.min <= e <= stats.max for e in execution_ids):
+            return True
+    return False
 
 
 class Lake:
@@ -191,12 +207,17 @@ class LakeVersion:
             for old in sorted((self.base / name).glob("instance_id=*/execution_month=*/*.parquet")):
                 instance_id = old.parent.parent.name.removeprefix("instance_id=")
                 month = old.parent.name.removeprefix("execution_month=")
-                if (instance_id, month) not in self.touched:
+                if instance_id == EMPTY:
+                    continue  # a placeholder: made again if still needed
+                ids = sorted(e for i, e in self.replace if i == instance_id)
+                # an execution can move partition (its created_at was unknown, then known): a file that may
+                # hold a replaced execution is filtered even when no new row lands in its partition
+                if (instance_id, month) not in self.touched and not _may_hold(old, ids):
                     target = self.path / old.relative_to(self.base)
                     target.parent.mkdir(parents=True, exist_ok=True)
                     os.link(old, target)
                     continue
-                replaced = pa.array(sorted(e for i, e in self.replace if i == instance_id), pa.int64())
+                replaced = pa.array(ids, pa.int64())
                 writer = self._writer(table, instance_id, month)
                 for record_batch in pq.ParquetFile(old).iter_batches(batch_size=ROW_GROUP_ROWS):
                     keep = pc.invert(pc.is_in(record_batch.column("execution_id"), value_set=replaced))
@@ -208,6 +229,7 @@ class LakeVersion:
             self._carry_over()
             for writer in self._writers.values():
                 writer.close()
+            self._placeholders()
             for name, rows in listed.items():
                 path = self.path / name / f"part-{self.version}.parquet"
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -222,6 +244,17 @@ class LakeVersion:
             rows[part.relative_to(self.path).parts[0]] += pq.ParquetFile(part).metadata.num_rows
         self.lake.commit(self.path)
         return rows
+
+    def _placeholders(self) -> None:
+        """A partitioned table with no rows at all still gets one (empty) file, in a partition named
+        ``__none__``: every table always has files, so the warehouse views never depend on which exist."""
+        for table in TABLES.values():
+            folder = self.path / table.name
+            if table.partitioned and not any(folder.glob("*/*/*.parquet")):
+                path = folder / f"instance_id={EMPTY}" / f"execution_month={EMPTY}" / "part-empty.parquet"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                schema = pa.schema([f for f in table.schema if f.name not in PARTITION_COLUMNS])
+                pq.write_table(schema.empty_table(), path, compression=COMPRESSION)
 
     def abort(self) -> None:
         for writer in self._writers.values():
@@ -250,6 +283,18 @@ class LoadSummary:
         )
 
 
+def _behind(lake: Lake, everything: list[Fetch]) -> set[tuple[str, int]]:
+    """Executions whose newest complete fetch is not the one the lake holds (a run killed after its extract,
+    or a first load): loading them too makes the lake catch up with the landing, with no manual step."""
+    current = lake.current()
+    folder = current / EXECUTIONS.name if current else None
+    if folder is None or not any(folder.glob("*.parquet")):
+        return {f.key for f in everything}
+    held = pq.read_table(folder, columns=["instance_id", "execution_id", "tasks_run"]).to_pylist()
+    loaded = {(r["instance_id"], r["execution_id"]): r["tasks_run"] for r in held}
+    return {f.key for f in everything if loaded.get(f.key) != f.run_id}
+
+
 def load_lake(
     data_dir: Path,
     *,
@@ -261,9 +306,9 @@ def load_lake(
     started = time.monotonic()
     landing = Landing(data_dir)
     everything = plan(landing)
-    wanted = None if only is None else set(only)
-    fetches = everything if wanted is None else [f for f in everything if f.key in wanted]
     lake = Lake(data_dir)
+    wanted = None if only is None else set(only) | _behind(lake, everything)
+    fetches = everything if wanted is None else [f for f in everything if f.key in wanted]
     target = lake.begin(version, replace=None if only is None else [f.key for f in fetches])
     summary = LoadSummary(executions_loaded=len(fetches), version=version)
     try:

@@ -85,10 +85,11 @@ CREATE OR REPLACE TEMP TABLE typed_tasks AS
 SELECT
     f.instance_id, f.execution_id, f.run_id, f.page_offset, f.pass_no, f.execution_month, f.policy_id, u.pos,
     u.t.id AS id_raw,
-    TRY_CAST(u.t.id AS BIGINT) AS task_id,
+    CASE WHEN regexp_full_match(trim(u.t.id), '-?[0-9]{{1,18}}') THEN CAST(trim(u.t.id) AS BIGINT) END AS task_id,
     u.t.resource_type, u.t.operation, u.t.job_id, u.t.status,
     coalesce(u.t."StatusRevision", u.t.status_revision) AS revision_raw,
-    TRY_CAST(coalesce(u.t."StatusRevision", u.t.status_revision) AS BIGINT) AS status_revision,
+    CASE WHEN regexp_full_match(trim(coalesce(u.t."StatusRevision", u.t.status_revision)), '-?[0-9]{{1,18}}')
+         THEN CAST(trim(coalesce(u.t."StatusRevision", u.t.status_revision)) AS BIGINT) END AS status_revision,
     u.t.start_time AS start_raw, TRY_CAST(NULLIF(trim(u.t.start_time), '') AS TIMESTAMPTZ) AS start_time,
     u.t.end_time AS end_raw, TRY_CAST(NULLIF(trim(u.t.end_time), '') AS TIMESTAMPTZ) AS end_time,
     u.t.src_resource, u.t.dst_resource

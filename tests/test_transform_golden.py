@@ -462,3 +462,13 @@ def test_instances_policies_and_executions_keep_their_history(tmp_path: Path) ->
         (6, "Succeed", first, first),  # the API forgot it; the lake did not
         (7, "Succeed", first, second),
     ]
+
+
+def test_an_id_that_is_not_a_whole_number_never_stands_in_for_another_task(tmp_path: Path) -> None:
+    real = task(2, resource("team/real", ARTS[:1]), resource("mirror/real", ARTS[:1]))
+    odd = task(0, resource("team/odd", ARTS[:1]), resource("mirror/odd", ARTS[:1]), StatusRevision=999) | {"id": 1.5}
+    land(tmp_path, [[real, odd]])
+    load_lake(tmp_path, version="20261101T000001000Z-bbbbbb")
+    assert [(r["task_id"], r["src_repository"]) for r in rows(tmp_path, "tasks", "task_id")] == [(2, "team/real")]
+    (reject,) = rows(tmp_path, "rejects", "field")
+    assert (reject["field"], reject["raw"], reject["error"]) == ("id", "1.5", "task id is not an integer: not loaded")
