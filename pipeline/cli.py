@@ -442,7 +442,8 @@ def demo_cmd(state: State, data_dir: Path, seed: int, scale: float, concurrency:
         click.echo(summary(data_dir), nl=False)
         click.echo("")
         click.echo("Next: ask your own questions (plain SQL over every table and view), for example")
-        click.echo(f'  swr-etl query "SELECT * FROM tags_missing_on_destination LIMIT 10" --data-dir {data_dir}')
+        click.echo(f"  swr-etl query \"SELECT * FROM tag_drift WHERE kind = 'missing' LIMIT 10\" --data-dir {data_dir}")
+        click.echo(f"  swr-etl report --data-dir {data_dir} --html report.html")
         warehouse_file = data_dir / "warehouse.duckdb"
         click.echo(f"  duckdb -readonly {warehouse_file}   (the DuckDB CLI, or any BI tool that reads DuckDB)")
 

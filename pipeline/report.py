@@ -182,6 +182,7 @@ def render_text(data: dict[str, Any], width: int = 100) -> str:
             f"{_n(p['executions']):>10} {_n(p['tasks']):>8} {_pct(p['success_rate']):>8} {p95:>8} "
             f"{_n(p['tags_replicated'] or 0):>12}"
         )
+    lines.append("  (p95 s: the slowest day's 95th percentile of task duration in the window)")
     lines += ["", "Repositories that fail (most failures in a row first)"]
     lines.append(f"  {'source repository':<40} {'in a row':>8}  {'last failure':<20} {'last success':<20}")
     for r in data["repositories"]:
@@ -259,9 +260,9 @@ def summary(data_dir: Path, *, width: int = 100) -> str:
         if worst:
             lines += ["", "Repositories failing most (view repository_failures):"]
             for repo, bad, total, rate in worst:
-                lines.append(f"  {repo[: width - 40]:<{min(40, width - 40)}} {bad:>5} of {total:>5} tasks ({rate:.1%})")
+                lines.append(f"  {_cut(repo, 40)} {bad:>5} of {total:>5} tasks ({rate:.1%})")
 
-        (missing,) = one("SELECT count(*) FROM tags_missing_on_destination")
+        (missing,) = one("SELECT count(*) FROM tag_drift WHERE kind = 'missing'")
         lines += ["", f"Tags listed on a copy's source but not on its destination: {_n(missing)} "]
-        lines[-1] += "(view tags_missing_on_destination)"
+        lines[-1] += "(view tag_drift)"
     return "\n".join(lines) + "\n"

@@ -26,6 +26,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,8 +81,7 @@ _RESOURCE_STRUCTURE = json.dumps(
 # constants only are formatted into these statements; values go in as parameters
 # Pages are split into JSON documents by DuckDB's cheapest reader and transformed in one pass (measured:
 # three times faster than read_json with typed columns).
-READ_SQL = f"""
-CREATE OR REPLACE TEMP TABLE typed_tasks AS
+_READ_SELECT = f"""
 SELECT
     f.instance_id, f.execution_id, f.run_id, f.page_offset, f.pass_no, f.execution_month, f.policy_id, u.pos,
     u.t.id AS id_raw,
@@ -97,10 +97,22 @@ FROM (
     SELECT filename, unnest(page.tasks) AS t, unnest(range(len(page.tasks)))::INTEGER AS pos
     FROM (
         SELECT filename, json_transform(json, '{_PAGE_STRUCTURE}') AS page
-        FROM read_json_objects($files, format = 'auto', filename = true, maximum_object_size = 16777216)
+        FROM read_json_objects($files, format = 'auto', filename = true, maximum_object_size = {{max_size}})
     )
 ) u
 JOIN batch_files f ON f.filename = u.filename
+"""
+PAGE_LIMIT = 16 << 20  # a page larger than this (decompressed) is read alone, with a larger buffer
+BIG_PAGE_LIMIT = 1 << 30
+READ_SQL = "CREATE OR REPLACE TEMP TABLE typed_tasks AS " + _READ_SELECT.replace("{max_size}", str(PAGE_LIMIT))
+EMPTY_TYPED_TASKS = """
+CREATE OR REPLACE TEMP TABLE typed_tasks (
+    instance_id VARCHAR, execution_id BIGINT, run_id VARCHAR, page_offset BIGINT, pass_no INTEGER,
+    execution_month VARCHAR, policy_id BIGINT, pos INTEGER, id_raw VARCHAR, task_id BIGINT,
+    resource_type VARCHAR, operation VARCHAR, job_id VARCHAR, status VARCHAR, revision_raw VARCHAR,
+    status_revision BIGINT, start_raw VARCHAR, start_time TIMESTAMPTZ, end_raw VARCHAR, end_time TIMESTAMPTZ,
+    src_resource VARCHAR, dst_resource VARCHAR
+)
 """
 
 # Tasks without an id (or not objects at all), and pages that gave fewer tasks than were landed (``tasks``
@@ -415,12 +427,13 @@ def batches(fetches: Iterable[Fetch], batch_tasks: int = DEFAULT_BATCH_TASKS) ->
 class Transformer:
     """Turns batches of fetches into Arrow tables. Holds one DuckDB connection; use as a context manager."""
 
-    def __init__(self, *, threads: int | None = None, memory_limit: str = "384MB") -> None:
+    def __init__(self, *, threads: int | None = None, memory_limit_mb: int = 384) -> None:
+        self.memory_limit_mb = memory_limit_mb
         self._spill = tempfile.mkdtemp(prefix="swr-etl-duckdb-")  # an execution larger than memory spills here
         self.db = duckdb.connect()
         self.db.execute("SET temp_directory = $dir", {"dir": self._spill})
         self.db.execute(f"SET threads = {int(threads or os.cpu_count() or 2)}")
-        self.db.execute(f"SET memory_limit = '{memory_limit}'")
+        self.db.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
         self.db.execute("SET TimeZone = 'UTC'")
         self.db.execute("SET preserve_insertion_order = false")
 
@@ -437,16 +450,34 @@ class Transformer:
     def transform(self, fetches: list[Fetch], sink: Sink) -> TransformStats:
         """Transform some whole executions and hand their rows to ``sink`` in chunks, table by table.
 
-        Rows come sorted by partition; no table of the batch is ever held whole in Python.
+        No table of the batch is ever held whole in Python. A batch too large for the memory limit (huge
+        resources) is done again with one thread and eight times the memory, if no row had left yet.
         """
+        emitted = [0]
+
+        def counting(table: Table, rows: pa.Table) -> None:
+            emitted[0] += rows.num_rows
+            sink(table, rows)
+
+        try:
+            return self._transform(fetches, counting)
+        except duckdb.OutOfMemoryException:
+            if emitted[0]:
+                raise
+            log.warning(
+                "a batch of %d tasks did not fit in memory: doing it again with more", sum(f.tasks for f in fetches)
+            )
+            with self._roomier(factor=8):
+                return self._transform(fetches, sink)
+
+    def _transform(self, fetches: list[Fetch], sink: Sink) -> TransformStats:
         files = self._register_files(fetches)
         python_rejects: list[dict[str, Any]] = []
         try:
             self.db.execute(READ_SQL, {"files": files})
         except duckdb.InvalidInputException:
-            # a page that is not JSON at all (a landing written by hand, or damaged): set it aside whole
-            files, python_rejects = self._unreadable_pages(fetches, files)
-            self.db.execute(READ_SQL, {"files": files})
+            # a page that is very large, or not JSON at all: read the pages one by one
+            python_rejects = self._page_by_page(fetches, files)
         python_rejects += self._odd_pages_and_tasks(fetches)
         listed, distinct = self.db.execute(COUNT_SQL).fetchall()[0]
         dedupe = listed != distinct
@@ -520,22 +551,47 @@ class Transformer:
         self.db.unregister("batch_files_arrow")
         return files
 
-    def _unreadable_pages(self, fetches: list[Fetch], files: list[str]) -> tuple[list[str], list[dict[str, Any]]]:
-        """The files DuckDB cannot read as JSON, each as one ``page`` reject with its whole text."""
+    def _page_by_page(self, fetches: list[Fetch], files: list[str]) -> list[dict[str, Any]]:
+        """Read each page alone: a page over PAGE_LIMIT again with a larger buffer (one thread, more memory),
+        a page that is not JSON becomes one ``page`` reject with its whole text."""
         meta = {str(f.folder / page[1]): (f, page) for f in fetches for page in f.pages}
-        readable, rejects = [], []
+        insert = "INSERT INTO typed_tasks " + _READ_SELECT
+        self.db.execute(EMPTY_TYPED_TASKS)
+        rejects = []
         for path in files:
             try:
-                self.db.execute("SELECT count(*) FROM read_json_objects($f, format = 'auto')", {"f": [path]})
-                readable.append(path)
+                self.db.execute(insert.replace("{max_size}", str(PAGE_LIMIT)), {"files": [path]})
+                continue
             except duckdb.InvalidInputException as exc:
-                fetch, page = meta[path]
-                text = gzip.decompress(Path(path).read_bytes()).decode("utf-8", "replace")
-                reason = f"page is not JSON: {str(exc).splitlines()[0]}"
-                rejects.append(_page_reject(fetch, page, "page", reason, text, None))
-                self.db.execute("DELETE FROM batch_files WHERE filename = $f", {"f": path})
-                log.warning("page %s is not JSON: it is kept in rejects, whole", path)
-        return readable, rejects
+                reason = str(exc).splitlines()[0]
+            if "maximum_object_size" in reason:
+                try:
+                    with self._roomier():
+                        self.db.execute(insert.replace("{max_size}", str(BIG_PAGE_LIMIT)), {"files": [path]})
+                    log.warning("page %s is over %d MiB: read alone", path, PAGE_LIMIT >> 20)
+                    continue
+                except duckdb.Error as exc:
+                    reason = str(exc).splitlines()[0]
+            fetch, page = meta[path]
+            text = gzip.decompress(Path(path).read_bytes()).decode("utf-8", "replace")
+            what = "page could not be read" if "maximum_object_size" in reason else "page is not JSON"
+            rejects.append(_page_reject(fetch, page, "page", f"{what}: {reason}", text, None))
+            self.db.execute("DELETE FROM batch_files WHERE filename = $f", {"f": path})
+            log.warning("page %s could not be read: it is kept in rejects, whole", path)
+        return rejects
+
+    @contextmanager
+    def _roomier(self, factor: int = 0) -> Iterator[None]:
+        """One thread and a larger memory limit: ``factor`` times the usual, or room for one very large page."""
+        threads, limit = self.db.execute(
+            "SELECT current_setting('threads'), current_setting('memory_limit')"
+        ).fetchall()[0]
+        room = factor * self.memory_limit_mb if factor else 3 * BIG_PAGE_LIMIT >> 20
+        self.db.execute(f"SET threads = 1; SET memory_limit = '{room}MB'")
+        try:
+            yield
+        finally:
+            self.db.execute(f"SET threads = {int(threads)}; SET memory_limit = '{limit}'")
 
     def _odd_pages_and_tasks(self, fetches: list[Fetch]) -> list[dict[str, Any]]:
         """Tasks with no id or that are not objects, and pages whose ``tasks`` is not a list (all rare)."""

@@ -7,11 +7,8 @@ SELECT
     count(*) AS tasks,
     count(*) FILTER (WHERE status = 'Failed') AS failed,
     count(*) FILTER (WHERE status = 'Stopped') AS stopped,
-    round(
-        count(*) FILTER (WHERE status IN ('Failed', 'Stopped'))
-        / nullif(count(*) FILTER (WHERE status IN ('Succeed', 'Failed', 'Stopped')), 0),
-        4
-    ) AS failure_rate,
+    count(*) FILTER (WHERE status IN ('Failed', 'Stopped'))
+    / nullif(count(*) FILTER (WHERE status IN ('Succeed', 'Failed', 'Stopped')), 0) AS failure_rate,
     max(start_time) FILTER (WHERE status IN ('Failed', 'Stopped')) AS last_failure
 FROM tasks
 WHERE src_repository IS NOT NULL

@@ -72,6 +72,15 @@ def test_counts_per_side_equal_the_sandbox_truth_and_every_bad_record_is_rejecte
     load_line = result.stdout.strip().splitlines()[-1]
     assert load_line.startswith(f"load: {sum(len(i['executions']) for i in truth['instances'])} executions, ")
     assert REGISTRY_SECRET not in all_landed_text(tmp_path)
+    # every string of every table, read through DuckDB (Parquet pages are compressed: grep would prove nothing)
+    for name, table in TABLES.items():
+        text_columns = [f.name for f in table.schema if str(f.type) == "string"]
+        hits = query(
+            tmp_path,
+            f"SELECT count(*) FROM {name} WHERE "
+            + " OR ".join(f"contains({c}, '{REGISTRY_SECRET}')" for c in text_columns),
+        )
+        assert hits == [(0,)], name
 
 
 def test_run_twice_then_rebuild_gives_the_same_rows_and_unique_keys(sandbox: SandboxServer, tmp_path: Path) -> None:
@@ -104,6 +113,10 @@ def test_an_execution_fetched_again_replaces_its_rows_and_others_stay(tmp_path: 
         assert result.returncode == 0, result.stderr
         assert result.stdout.splitlines()[-1].startswith("load: 1 executions, ")
     assert snapshot(tmp_path) == before
+    # the rows of that execution are the new fetch's, the others are still the first run's
+    runs = dict(query(tmp_path, "SELECT execution_id = " + str(eid) + ", list(DISTINCT run_id) FROM tasks GROUP BY 1"))
+    first_run, second_run = sorted(p.stem for p in (tmp_path / "raw" / "runs").glob("*.json"))
+    assert runs == {True: [second_run], False: [first_run]}
 
 
 def test_every_sql_view_runs_on_the_demo_data(tmp_path: Path) -> None:
@@ -116,7 +129,7 @@ def test_every_sql_view_runs_on_the_demo_data(tmp_path: Path) -> None:
         assert query(tmp_path, f"SELECT count(*) FROM {source}")[0][0] >= 0
         assert not re.search(r"select\s+\*", view.sql, re.IGNORECASE), f"{view.name}: explicit columns only"
         assert view.question.endswith(".") or "?" in view.question
-    assert query(tmp_path, "SELECT count(*) FROM tags_missing_on_destination")[0][0] > 0
+    assert query(tmp_path, "SELECT count(*) FROM tag_drift WHERE kind = 'missing'")[0][0] > 0
     assert query(tmp_path, "SELECT count(*) FROM repository_failures WHERE failed > 0")[0][0] > 0
 
 
@@ -219,3 +232,24 @@ def test_the_parquet_folders_read_as_hive_datasets_outside_duckdb(sandbox: Sandb
     assert {"instance_id", "execution_month", "task_id", "start_time"} <= set(frame.columns)
     assert str(frame["start_time"].dtype) == "datetime64[us, UTC]"
     assert len(frame) == query(tmp_path, "SELECT count(*) FROM tasks")[0][0]
+
+
+def test_two_runs_never_write_one_data_directory_at_once(sandbox: SandboxServer, tmp_path: Path) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from pipeline.lock import exclusive\n"
+         "with exclusive(Path(sys.argv[1]), 'run'):\n    print('held', flush=True); time.sleep(60)", str(tmp_path)],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        result = run_cli(["rebuild"], sandbox_env(sandbox, tmp_path))
+        assert result.returncode == 1
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith(
+            f"error: another swr-etl is writing in {tmp_path} (pid {holder.pid}, swr-etl run, started "
+        )
+    finally:
+        holder.kill()
+        holder.wait()
+    # a lock whose holder died is simply free
+    assert run_cli(["run"], sandbox_env(sandbox, tmp_path)).returncode == 0

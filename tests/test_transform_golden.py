@@ -93,10 +93,11 @@ PAGE_100 = [
 ]
 
 
-def land(data_dir: Path, pages: list[Any], execution: dict[str, Any] = EXECUTION) -> None:
+def land(
+    data_dir: Path, pages: list[Any], execution: dict[str, Any] = EXECUTION, run_id: str = "20261101T000000000Z-aaaaaa"
+) -> None:
     """A landing as extract writes it; a page is a list of tasks, or raw bytes landed as they are."""
     landing = Landing(data_dir)
-    run_id = "20261101T000000000Z-aaaaaa"
     listing = landing.fetch("executions", run_id, instance_id=IID)
     body = json.dumps({"executions": [execution], "total": 1}).encode()
     common = {"path": "/p", "params": {}, "limit": 100, "status": 200, "request_id": None, "fetched_at": "t"}
@@ -472,3 +473,42 @@ def test_an_id_that_is_not_a_whole_number_never_stands_in_for_another_task(tmp_p
     assert [(r["task_id"], r["src_repository"]) for r in rows(tmp_path, "tasks", "task_id")] == [(2, "team/real")]
     (reject,) = rows(tmp_path, "rejects", "field")
     assert (reject["field"], reject["raw"], reject["error"]) == ("id", "1.5", "task id is not an integer: not loaded")
+
+
+def test_a_page_larger_than_the_reader_buffer_is_read_alone_and_loses_nothing(tmp_path: Path) -> None:
+    many = [{"type": "IMAGE", "digest": f"sha256:{n:064x}", "tags": [f"t{n}"]} for n in range(2000)]
+    big = [task(n, resource("team/huge", many), resource("mirror/huge", many)) for n in range(1, 101)]
+    small = [task(101, resource("a/b", ARTS[:1]), resource("c/b", ARTS[:1]))]
+    land(tmp_path, [big, small])
+    from pipeline.landing import Landing as L
+
+    (manifest,) = L(tmp_path).manifests("tasks")
+    assert manifest["pages"][0]["bytes"] > 16 << 20  # over the reader's usual buffer
+    summary = load_lake(tmp_path, version="20261101T000001000Z-bbbbbb")
+    assert summary.stats.tasks == 101
+    assert summary.stats.tags == 100 * 2 * 2000 + 2 * 2
+    assert rows(tmp_path, "rejects", "field") == []
+
+
+def test_run_mode_replaces_an_execution_that_moved_partition_and_catches_up_with_landed_fetches(
+    tmp_path: Path,
+) -> None:
+    first, second, third = "20261101T000000000Z-aaaaaa", "20261102T000000000Z-bbbbbb", "20261103T000000000Z-cccccc"
+    one = [task(1, resource("a/b", ARTS[:1]), resource("c/b", ARTS[:1]))]
+    # 1. created_at unknown: the execution's rows live in partition "unknown"
+    land(tmp_path, [one], {**EXECUTION, "created_at": None}, run_id=first)
+    load_lake(tmp_path, version="20261101T000001000Z-vvvvv1")
+    assert [r["execution_month"] for r in rows(tmp_path, "tasks", "task_id")] == ["unknown"]
+    # 2. fetched again, now with its created_at: it moves to 2026-10, and leaves nothing behind
+    land(tmp_path, [one], EXECUTION, run_id=second)
+    load_lake(tmp_path, version="20261102T000001000Z-vvvvv2", only=[(IID, 7)])
+    got = rows(tmp_path, "tasks", "task_id")
+    assert [(r["task_id"], r["execution_month"], r["run_id"]) for r in got] == [(1, "2026-10", second)]
+    assert len(rows(tmp_path, "tags", "task_id")) == 4
+    # 3. a run landed a newer fetch and was killed before loading it; the next run loads nothing of its own
+    two = [*one, task(2, resource("a/b", ARTS[:1]), resource("c/b", ARTS[:1]))]
+    land(tmp_path, [two], EXECUTION, run_id=third)
+    summary = load_lake(tmp_path, version="20261103T000001000Z-vvvvv3", only=[])
+    assert summary.executions_loaded == 1  # caught up with the landing, no manual step
+    assert [(r["task_id"], r["run_id"]) for r in rows(tmp_path, "tasks", "task_id")] == [(1, third), (2, third)]
+    assert [r["tasks_run"] for r in rows(tmp_path, "executions", "execution_id")] == [third]

@@ -27,7 +27,6 @@ VIEWS = {
     "repository_replication",
     "stuck_tasks",
     "tag_drift",
-    "tags_missing_on_destination",
 }
 MACROS = {"stuck_tasks"}
 
@@ -469,3 +468,35 @@ def test_daily_throughput_counts_source_side_rows_per_utc_day(tmp_path: Path, co
         (nov2, "copy", "Succeed", 1, 2, 2),
         (nov2, "deletion", "Succeed", 1, 1, 0),
     ]
+
+
+# --- repository_failures -------------------------------------------------------------------------------------
+
+
+def test_repository_failures(tmp_path: Path, connections: list[Any]) -> None:
+    def on(repo: str) -> dict[str, Any]:
+        return {"src": resource(repo, []), "dst": resource("mirror/x", [])}
+
+    db = build(
+        tmp_path,
+        [
+            (
+                execution(21),
+                [
+                    t(1, 21, "Succeed", "2026-11-01T01:00:00Z", **on("team/a")),
+                    t(2, 21, "Failed", "2026-11-01T02:00:00Z", **on("team/a")),
+                    t(3, 21, "Stopped", "2026-11-01T03:00:00Z", **on("team/a")),
+                    t(4, 21, "InProgress", "2026-11-01T04:00:00Z", **on("team/a")),  # not finished: not counted
+                    t(5, 21, "Succeed", "2026-11-01T05:00:00Z", **on("team/b")),
+                ],
+            )
+        ],
+    )
+    connections.append(db)
+    got = select(db, "SELECT * EXCLUDE (instance_id) FROM repository_failures ORDER BY src_repository")
+    assert got == [
+        {"src_repository": "team/a", "tasks": 4, "failed": 1, "stopped": 1, "failure_rate": pytest.approx(2 / 3),
+         "last_failure": utc("2026-11-01T03:00:00Z")},
+        {"src_repository": "team/b", "tasks": 1, "failed": 0, "stopped": 0, "failure_rate": 0.0,
+         "last_failure": None},
+    ]  # fmt: skip
