@@ -90,6 +90,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="swr-bench-"))
     results: list[Measure] = []
+    second: Measure | None = None
     try:
         for scale in (args.small_scale, args.scale):
             proc, url = start_sandbox(scale, args.latency_ms, args.seed)
@@ -105,6 +106,10 @@ def main() -> None:
                     data_dir = work / f"s{scale}-c{concurrency}"
                     results.append(run_extract(url, data_dir, concurrency, label))
                     print(_row(results[-1], args.latency_ms), flush=True)
+                    if scale == args.scale and concurrency == args.concurrency:
+                        # the nightly case: nothing finished changed, only running executions are fetched
+                        second = run_extract(url, data_dir, concurrency, "second run, nothing new")
+                        print(_row(second, args.latency_ms), flush=True)
                     shutil.rmtree(data_dir, ignore_errors=True)
             finally:
                 proc.terminate()
@@ -121,6 +126,11 @@ def main() -> None:
     if len(results) > 2:
         seq = results[2]
         print(f"  --concurrency 1: {seq.wall_s:.2f} s -> speed-up x{seq.wall_s / big.wall_s:.1f}")
+    if second is not None:
+        print(
+            f"second run with nothing new: {second.requests} requests (first run {big.requests}) for "
+            f"{big.executions} executions, {second.wall_s:.2f} s (first run {big.wall_s:.2f} s)"
+        )
     print(
         f"peak RSS {small.peak_rss_mib:.0f} MiB at {small.tasks} tasks, {big.peak_rss_mib:.0f} MiB at {big.tasks} "
         f"tasks: x{big.peak_rss_mib / small.peak_rss_mib:.2f} for x{big.tasks / small.tasks:.1f} the tasks"

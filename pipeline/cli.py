@@ -110,6 +110,9 @@ def scope_options(func: F) -> F:
         click.option("--read-timeout", type=float, help="Seconds to wait for a response [default 60]."),
         click.option("--max-attempts", type=int, help="Tries per request before giving up [default 6]."),
         click.option(
+            "--full", is_flag=True, default=None, help="Fetch finished executions again, even those already landed."
+        ),
+        click.option(
             "--config",
             "config_file",
             type=click.Path(path_type=Path),
@@ -172,9 +175,10 @@ def extract_cmd(state: State, /, **flags: Any) -> None:
 @click.option("--strict", is_flag=True, default=None, help="Exit 3 when any record was rejected.")
 @click.pass_obj
 def run_cmd(state: State, /, **flags: Any) -> None:
-    """Extract everything in scope, then transform and load it into the lake and the warehouse.
+    """Extract what changed in scope, then transform and load it into the lake and the warehouse.
 
-    Executions fetched again replace their earlier rows; the others stay as they are.
+    Incremental: executions finished when last fetched (and still so) are not fetched again; new and running
+    ones are, and replace their earlier rows. --full fetches everything again.
 
     \b
     Example:

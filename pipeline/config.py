@@ -120,6 +120,7 @@ class Settings:
     read_timeout: float = 60.0
     max_attempts: int = 6
     strict: bool = False
+    full: bool = False  # fetch finished executions again, even those already landed
 
 
 # name -> (flag, environment variable, kind). Kinds: str, int, float, ids (str list), ints, path, bool.
@@ -135,6 +136,7 @@ FIELDS: dict[str, tuple[str, str | None, str]] = {
     "read_timeout": ("--read-timeout", "SWR_ETL_READ_TIMEOUT", "float"),
     "max_attempts": ("--max-attempts", "SWR_ETL_MAX_ATTEMPTS", "int"),
     "strict": ("--strict", None, "bool"),
+    "full": ("--full", None, "bool"),
 }
 # Config-file keys also accepted with dashes, as the flags spell them.
 FILE_ALIASES = {"instance_id": "instance_ids", "policy_id": "policy_ids", "execution_id": "execution_ids"}

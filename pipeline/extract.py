@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 # running execution is not stable, so a page can shift under the paginator): the later passes land beside
 # the first and the transform de-duplicates. What is still missing after the last pass is reported.
 MAX_PASSES = 3
+FINISHED = frozenset({"Succeed", "Failed", "Stopped"})  # an execution in one of these no longer changes
 
 
 class Progress(Protocol):
@@ -75,6 +76,7 @@ class ExtractSummary:
     policies: int = 0
     executions: int = 0
     executions_complete: int = 0
+    executions_unchanged: int = 0
     executions_gone: int = 0
     executions_failed: int = 0
     pages: int = 0
@@ -93,6 +95,8 @@ class ExtractSummary:
         parts = [
             f"extract: {self.executions} executions in {self.instances} instances ({self.executions_complete} complete",
         ]
+        if self.executions_unchanged:
+            parts.append(f", {self.executions_unchanged} finished and already landed")
         if self.executions_gone:
             parts.append(f", {self.executions_gone} gone")
         if self.executions_failed:
@@ -206,6 +210,34 @@ class Extractor:
         return [
             ExecutionRef(instance_id, eid, rec) for eid, rec in sorted(records.items()) if not wanted or eid in wanted
         ]
+
+    def _still_to_fetch(self, refs: list[ExecutionRef]) -> list[ExecutionRef]:
+        """Incremental: leave out executions that were finished when last fetched and still are, unchanged.
+
+        What counts as landed is read from the landing's manifests (no state file to lose or repair): an
+        execution whose newest complete fetch saw it Succeed, Failed or Stopped, with no task missing, and
+        whose status is the same now. ``--full`` and executions named with ``--execution-id`` are fetched
+        whatever their state; running executions always are, and replace their rows.
+        """
+        if self.settings.full:
+            return refs
+        landed: dict[tuple[str, int], tuple[str, Any]] = {}
+        for manifest in self.landing.manifests("tasks"):
+            key = (str(manifest["instance_id"]), int(manifest["execution_id"]))
+            if key not in landed or landed[key][0] < manifest["run_id"]:
+                status = (manifest.get("execution") or {}).get("status") if not manifest.get("missing") else None
+                landed[key] = (str(manifest["run_id"]), status)
+        named = set(self.settings.execution_ids)
+        todo = []
+        for ref in refs:
+            status = landed.get((ref.instance_id, ref.execution_id), ("", None))[1]
+            if ref.execution_id not in named and status in FINISHED and ref.record.get("status") == status:
+                self.summary.executions_unchanged += 1
+            else:
+                todo.append(ref)
+        if self.summary.executions_unchanged:
+            log.info("%d executions are finished and already landed: not fetched again", len(refs) - len(todo))
+        return todo
 
     # -- tasks -------------------------------------------------------------------------------------
     def _open(self, ref: ExecutionRef) -> _Job:
@@ -399,6 +431,7 @@ class Extractor:
             for eid in sorted(set(self.settings.execution_ids) - {ref.execution_id for ref in refs}):
                 log.warning("execution %d is not listed by any instance in scope (the service forgets old ones)", eid)
             summary.executions = len(refs)
+            refs = self._still_to_fetch(refs)
             self.progress.executions_found(len(refs))
             self.fetch_tasks(refs)
         finally:

@@ -253,3 +253,26 @@ def test_two_runs_never_write_one_data_directory_at_once(sandbox: SandboxServer,
         holder.wait()
     # a lock whose holder died is simply free
     assert run_cli(["run"], sandbox_env(sandbox, tmp_path)).returncode == 0
+
+
+def test_a_second_run_fetches_only_what_can_still_change(sandbox: SandboxServer, tmp_path: Path) -> None:
+    env = sandbox_env(sandbox, tmp_path)
+    assert run_cli(["run"], env).returncode == 0
+    first = snapshot(tmp_path)
+    running = {(i["id"], e["id"]) for i in sandbox.truth()["instances"] for e in i["executions"]
+               if e["status"] not in ("Succeed", "Failed", "Stopped")}  # fmt: skip
+    assert running, "the sandbox world has running executions"
+    sandbox.reset_stats()
+    result = run_cli(["run"], env)
+    assert result.returncode == 0, result.stderr
+    stats = sandbox.stats()
+    fetched = {tuple(key.split("/")) for key in stats["tasks_pages"]}
+    assert fetched == {(iid, str(eid)) for iid, eid in running}  # finished executions: no task request at all
+    executions = len(query(tmp_path, "SELECT 1 FROM executions"))
+    assert f"({len(running)} complete, {executions - len(running)} finished and already landed)" in result.stdout
+    assert snapshot(tmp_path) == first
+    # --full asks for everything again
+    sandbox.reset_stats()
+    assert run_cli(["run", "--full"], env).returncode == 0
+    assert len(sandbox.stats()["tasks_pages"]) == executions
+    assert snapshot(tmp_path) == first
