@@ -57,6 +57,8 @@ COMPRESSION = "zstd"
 class LoadError(LandingError):
     """The lake could not be written. The previous version stays current."""
 
+    hint = "free some space (or fix the permissions) and run again: nothing was half-written"
+
 
 @dataclass
 class _PartitionWriter:
@@ -324,6 +326,9 @@ def load_lake(
             EXECUTIONS.name: load_executions(landing, {f.key: f.run_id for f in everything}),
         }
         summary.rows = target.commit(listed)
+    except OSError as exc:  # a full disk, a file too large, a permission: the lake stays as it was
+        target.abort()
+        raise LoadError(f"could not write the lake in {data_dir}: {exc}", path=str(data_dir)) from exc
     except BaseException:
         target.abort()
         raise

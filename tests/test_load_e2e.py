@@ -276,3 +276,31 @@ def test_a_second_run_fetches_only_what_can_still_change(sandbox: SandboxServer,
     assert run_cli(["run", "--full"], env).returncode == 0
     assert len(sandbox.stats()["tasks_pages"]) == executions
     assert snapshot(tmp_path) == first
+
+
+def test_a_disk_that_fills_up_during_the_load_leaves_the_lake_as_it_was(tmp_path: Path) -> None:
+    """Files may not grow past 64 KiB in the second run (RLIMIT_FSIZE): the raw pages fit, Parquet does not."""
+    import resource
+
+    def small_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+
+    with SandboxServer(SandboxConfig(seed=9, scale=0.5)) as server:
+        env = sandbox_env(server, tmp_path)
+        assert run_cli(["run"], env).returncode == 0
+        before = snapshot(tmp_path)
+        version = (tmp_path / "lake").resolve()
+        result = subprocess.run(
+            [sys.executable, "-m", "pipeline", "rebuild"], env=env, cwd=ROOT, capture_output=True, text=True,
+            preexec_fn=small_files, timeout=240, check=False,
+        )  # fmt: skip
+        assert result.returncode == 1
+        (line,) = [x for x in result.stderr.splitlines() if x.startswith("error:")]
+        assert line.startswith(f"error: could not write the lake in {tmp_path}: ")
+        assert "nothing was half-written" in line
+        assert (tmp_path / "lake").resolve() == version
+        assert snapshot(tmp_path) == before
+        assert [v for v in (tmp_path / ".lake").iterdir() if v.name.startswith("2")] == [version]
+        assert run_cli(["rebuild"], env).returncode == 0  # room again: all is well
+    assert snapshot(tmp_path) == before
