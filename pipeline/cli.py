@@ -113,6 +113,12 @@ def scope_options(func: F) -> F:
             "--full", is_flag=True, default=None, help="Fetch finished executions again, even those already landed."
         ),
         click.option(
+            "--ca-bundle",
+            type=click.Path(path_type=Path),
+            help="CA certificates for the endpoint [env SWR_ETL_CA_BUNDLE].",
+        ),
+        click.option("--insecure", is_flag=True, default=None, help="Do not verify TLS at all (warns loudly)."),
+        click.option(
             "--config",
             "config_file",
             type=click.Path(path_type=Path),

@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
+import urllib3
 from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.sdk_request import SdkRequest
 from huaweicloudsdkcore.signer.signer import Signer
@@ -249,9 +250,17 @@ class SwrClient:
         # Proxy and CA-bundle variables are read once here, not on every request: requests would otherwise
         # scan the whole environment per request, a measurable share of the CPU at 100+ pages a second.
         self.session.proxies.update(requests.utils.get_environ_proxies(self.endpoint))
-        ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        if ca_bundle:
-            self.session.verify = ca_bundle
+        ca_bundle = settings.ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if settings.insecure:
+            self.session.verify = False
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # said once, below, not per request
+            log.warning(
+                "TLS verification is OFF (--insecure): anyone between here and %s can read the credentials "
+                "and change the data",
+                self.endpoint,
+            )
+        elif ca_bundle:
+            self.session.verify = str(ca_bundle)
         self.session.trust_env = False
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=settings.concurrency + 2, max_retries=0)
         self.session.mount("http://", adapter)

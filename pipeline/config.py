@@ -121,6 +121,8 @@ class Settings:
     max_attempts: int = 6
     strict: bool = False
     full: bool = False  # fetch finished executions again, even those already landed
+    ca_bundle: Path | None = None  # CA certificates to verify the endpoint with (a private CA)
+    insecure: bool = False  # no TLS verification at all: loud, and only when asked for
 
 
 # name -> (flag, environment variable, kind). Kinds: str, int, float, ids (str list), ints, path, bool.
@@ -137,6 +139,8 @@ FIELDS: dict[str, tuple[str, str | None, str]] = {
     "max_attempts": ("--max-attempts", "SWR_ETL_MAX_ATTEMPTS", "int"),
     "strict": ("--strict", None, "bool"),
     "full": ("--full", None, "bool"),
+    "ca_bundle": ("--ca-bundle", "SWR_ETL_CA_BUNDLE", "path"),
+    "insecure": ("--insecure", None, "bool"),
 }
 # Config-file keys also accepted with dashes, as the flags spell them.
 FILE_ALIASES = {"instance_id": "instance_ids", "policy_id": "policy_ids", "execution_id": "execution_ids"}
@@ -218,6 +222,10 @@ def resolve_settings(
     for name in ("connect_timeout", "read_timeout"):
         if name in values and values[name] <= 0:
             problems.append(f"{name} must be positive")
+    if values.get("ca_bundle") and not Path(values["ca_bundle"]).is_file():
+        problems.append(f"--ca-bundle {values['ca_bundle']} is not a file")
+    if values.get("ca_bundle") and values.get("insecure"):
+        problems.append("--ca-bundle and --insecure contradict each other: give one")
     if "max_attempts" in values and not 1 <= values["max_attempts"] <= 20:
         problems.append("max_attempts must be from 1 to 20")
 

@@ -103,7 +103,7 @@ class BadResponseError(TransportError):
 class TlsError(TransportError):
     """The server's TLS certificate could not be verified. Retrying would not help."""
 
-    hint = "check the endpoint; a private CA needs REQUESTS_CA_BUNDLE"
+    hint = "check the endpoint; a private CA needs --ca-bundle FILE"
 
 
 class Stopped(SwrEtlError):

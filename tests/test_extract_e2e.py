@@ -12,6 +12,7 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pytest
 from conftest import ROOT, all_landed_text, clean_env, landed_tasks, run_cli, sandbox_env
 
 from pipeline.landing import Landing
@@ -398,3 +399,32 @@ def test_an_execution_that_keeps_failing_fails_the_run_but_the_others_are_loaded
         "executions/2/tasks, SWR.0503: busy, request id req-fake"
     )
     assert [m["execution_id"] for m in Landing(tmp_path).manifests("tasks")] == [1]
+
+
+def test_tls_is_verified_and_a_private_ca_or_insecure_must_be_asked_for(tmp_path: Path) -> None:
+    import shutil as sh
+
+    if sh.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    with SandboxServer(SandboxConfig(seed=1, scale=0.2), tls=(str(cert), str(key))) as server:
+        assert server.url.startswith("https://127.0.0.1:")
+        env = sandbox_env(server, tmp_path / "data")
+        refused = run_cli(["extract"], env)
+        assert refused.returncode == 1
+        (line,) = [x for x in refused.stderr.splitlines() if x.startswith("error:")]
+        assert line.startswith("error: TLS verification failed on GET /v2/sandbox-project/instances")
+        assert "--ca-bundle" in line
+        trusted = run_cli(["extract", "--ca-bundle", str(cert)], env)
+        assert trusted.returncode == 0, trusted.stderr
+        assert "TLS verification is OFF" not in trusted.stderr
+        insecure = run_cli(["extract", "--insecure"], env)
+        assert insecure.returncode == 0, insecure.stderr
+        assert insecure.stderr.count("TLS verification is OFF (--insecure)") == 1
+    both = run_cli(["extract", "--insecure", "--ca-bundle", str(cert)], env)
+    assert both.returncode == 2 and "contradict each other" in both.stderr

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import ssl
 import threading
 import time
 import uuid
@@ -371,8 +372,16 @@ class _Handler(BaseHTTPRequestHandler):
 class SandboxServer:
     """A real HTTP server on loopback behaving like SWR Enterprise Edition (see the module docstring)."""
 
-    def __init__(self, config: SandboxConfig = DEFAULT_CONFIG, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        config: SandboxConfig = DEFAULT_CONFIG,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: tuple[str, str] | None = None,
+    ) -> None:
+        """``tls``: (certificate file, key file) to serve HTTPS instead of plain HTTP."""
         self.config = config
+        self._tls = tls
         self.world = World(config.seed, config.scale, config.faults)
         self._app = _App(config, self.world)
         self._address = (host, port)
@@ -382,6 +391,10 @@ class SandboxServer:
     def _bind(self) -> _HTTPServer:
         if self._httpd is None:
             self._httpd = _HTTPServer(self._address, self._app)
+            if self._tls is not None:
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                context.load_cert_chain(*self._tls)
+                self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
             logger.info("sandbox listening on %s (seed=%d, scale=%g)", self.url, self.config.seed, self.config.scale)
         return self._httpd
 
@@ -393,7 +406,7 @@ class SandboxServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self._address[0]}:{self.port}"
+        return f"{'https' if self._tls else 'http'}://{self._address[0]}:{self.port}"
 
     def start(self) -> SandboxServer:
         """Serve in a background daemon thread; returns self."""
