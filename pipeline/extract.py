@@ -14,6 +14,7 @@ Nothing here parses the embedded resources: that is the transform's job.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -83,6 +84,7 @@ class ExtractSummary:
     tasks: int = 0
     duplicate_tasks: int = 0
     missing_tasks: int = 0
+    pages_reused: int = 0
     requests: int = 0
     retries: int = 0
     throttled: int = 0
@@ -242,7 +244,43 @@ class Extractor:
     # -- tasks -------------------------------------------------------------------------------------
     def _open(self, ref: ExecutionRef) -> _Job:
         writer = self.landing.fetch("tasks", self.run_id, instance_id=ref.instance_id, execution_id=ref.execution_id)
-        return _Job(ref, OffsetPaginator(MAX_LIMIT), writer)
+        writer.begin(execution=ref.record)
+        job = _Job(ref, OffsetPaginator(MAX_LIMIT), writer)
+        self._resume(job)
+        return job
+
+    def _resume(self, job: _Job) -> None:
+        """Reuse the pages an interrupted run landed for this execution, if it was finished then and still is
+        with the same status (its task list no longer changes): they are not fetched again."""
+        status = job.ref.record.get("status")
+        if self.settings.full or status not in FINISHED:
+            return
+        interrupted = self.landing.interrupted(
+            "tasks", instance_id=job.ref.instance_id, execution_id=job.ref.execution_id
+        )
+        for folder, header, pages in interrupted:
+            if folder == job.writer.folder or (header.get("execution") or {}).get("status") != status:
+                continue
+            adopted: set[int] = set()
+            for record in pages:
+                if record.pass_no or record.offset in adopted:
+                    continue
+                adopted.add(record.offset)
+                body = Landing.read_page(folder, asdict(record))
+                tasks = json.loads(body).get("tasks") or []
+                job.writer.adopt(folder, record)
+                job.paginator.already(record.offset, len(tasks), record.total or 0)
+                for task in tasks:
+                    job.seen.add(task.get("id") if isinstance(task, dict) else None)
+                self.summary.pages_reused += 1
+            if job.writer.pages:
+                log.info(
+                    "execution %d of instance %s: %d pages reused from an interrupted run",
+                    job.ref.execution_id,
+                    job.ref.instance_id,
+                    len(job.writer.pages),
+                )
+            return
 
     def _fetch_page(self, job: _Job, offset: int) -> tuple[ApiResponse, list[Any], int]:
         ref = job.ref

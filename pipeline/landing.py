@@ -39,6 +39,7 @@ from typing import Any
 from pipeline.errors import LandingError
 
 MANIFEST = "_manifest.json"
+JOURNAL = "_journal.jsonl"  # pages landed so far by a fetch not yet complete: what a resumed run can reuse
 MASK = "***"
 CREDENTIAL_KEYS = frozenset({"access_key", "access_secret"})
 # the same keys in text that is not JSON: `"access_secret":"x"`, or inside a string `\"access_secret\":\"x\"`
@@ -217,7 +218,24 @@ class FetchWriter:
         )
 
     def add(self, record: PageRecord) -> None:
+        """Count a landed page in; it is also journaled, so an interrupted fetch can be resumed."""
         self.pages.append(record)
+        self._journal({"page": asdict(record)})
+
+    def begin(self, **header: Any) -> None:
+        """Open the journal of a fetch that may be resumed (the execution's record, as listed)."""
+        self._journal({"header": header})
+
+    def _journal(self, entry: dict[str, Any]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / JOURNAL, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+
+    def adopt(self, folder: Path, record: PageRecord) -> None:
+        """Take a page landed by an interrupted fetch of the same execution (a hard link, no copy)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        os.link(folder / record.file, self.folder / record.file)
+        self.add(record)
 
     def complete(self, **summary: Any) -> Path:
         """Write the manifest: from now on readers take this fetch."""
@@ -230,6 +248,7 @@ class FetchWriter:
         }
         path = self.folder / MANIFEST
         atomic_write(path, json.dumps(manifest, indent=1, ensure_ascii=False).encode(), fsync=True)
+        (self.folder / JOURNAL).unlink(missing_ok=True)
         return path
 
 
@@ -246,6 +265,30 @@ class Landing:
             folder /= _segment(key, value)
         folder /= _segment("run_id", run_id)
         return FetchWriter(folder, {"kind": kind, "run_id": run_id, **keys})
+
+    def interrupted(self, kind: str, **keys: str | int) -> Iterator[tuple[Path, dict[str, Any], list[PageRecord]]]:
+        """Fetches that never completed (a journal, no manifest), newest first: folder, header, pages."""
+        base = self.root / kind
+        for key, value in keys.items():
+            base /= _segment(key, value)
+        if not base.exists():
+            return
+        for folder in sorted(base.glob("run_id=*"), reverse=True):
+            journal = folder / JOURNAL
+            if (folder / MANIFEST).exists() or not journal.exists():
+                continue
+            header: dict[str, Any] = {}
+            pages = []
+            for line in journal.read_text(encoding="utf-8").splitlines():
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue  # the last line of a journal cut short by a crash
+                if "header" in entry:
+                    header = entry["header"]
+                elif "page" in entry:
+                    pages.append(PageRecord(**entry["page"]))
+            yield folder, header, pages
 
     def write_run(self, run_id: str, summary: dict[str, Any]) -> Path:
         path = self.root / "runs" / f"{run_id}.json"

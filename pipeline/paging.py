@@ -50,9 +50,11 @@ class OffsetPaginator:
         stop = self._stop()
         out: list[int] = []
         while len(out) < n and self._next < stop:
-            out.append(self._next)
-            self._outstanding.add(self._next)
+            if self._next not in self._recorded:  # a page landed by an earlier, interrupted run
+                out.append(self._next)
+                self._outstanding.add(self._next)
             self._next += self.limit
+            stop = self._stop()
         return out
 
     def record(self, offset: int, rows: int, total: int) -> None:
@@ -60,9 +62,18 @@ class OffsetPaginator:
         if offset not in self._outstanding:
             state = "already recorded" if offset in self._recorded else "never handed out"
             raise PagingError(f"page at offset {offset} was {state}")
+        self._outstanding.discard(offset)
+        self._note(offset, rows, total)
+
+    def already(self, offset: int, rows: int, total: int) -> None:
+        """A page fetched before (by a run that was interrupted): never handed out again in this pass."""
+        if offset % self.limit or offset in self._recorded or offset in self._outstanding:
+            raise PagingError(f"page at offset {offset} cannot be taken as already fetched")
+        self._note(offset, rows, total)
+
+    def _note(self, offset: int, rows: int, total: int) -> None:
         if rows < 0 or total < 0:
             raise PagingError(f"page at offset {offset} reported rows={rows}, total={total}")
-        self._outstanding.discard(offset)
         self._recorded.add(offset)
         self.total = max(self.total, total)
         if rows < self.limit:

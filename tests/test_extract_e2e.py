@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -428,3 +429,38 @@ def test_tls_is_verified_and_a_private_ca_or_insecure_must_be_asked_for(tmp_path
         assert insecure.stderr.count("TLS verification is OFF (--insecure)") == 1
     both = run_cli(["extract", "--insecure", "--ca-bundle", str(cert)], env)
     assert both.returncode == 2 and "contradict each other" in both.stderr
+
+
+def test_an_extract_killed_midway_is_finished_without_fetching_again_what_it_landed(tmp_path: Path) -> None:
+    config = SandboxConfig(seed=3, scale=0.5, faults=Faults(latency_ms=40))
+    with SandboxServer(config) as server:
+        truth = server.truth()
+        iid, big = next(
+            (i["id"], e) for i in truth["instances"] for e in i["executions"]
+            if e["tasks"] >= 1000 and e["status"] in ("Succeed", "Failed", "Stopped")
+        )  # fmt: skip
+        env = sandbox_env(server, tmp_path)
+        args = [sys.executable, "-m", "pipeline", "extract", "--execution-id", str(big["id"]), "--concurrency", "2"]
+        proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        folder = tmp_path / "raw" / "tasks" / f"instance_id={iid}" / f"execution_id={big['id']}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(list(folder.glob("run_id=*/page-*.json.gz"))) < 5:
+            time.sleep(0.005)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        (first,) = list(folder.glob("run_id=*"))
+        assert not (first / "_manifest.json").exists(), "the run finished before it could be killed"
+        journal = [json.loads(line) for line in (first / "_journal.jsonl").read_text().splitlines() if line.strip()]
+        landed = {entry["page"]["offset"] for entry in journal if "page" in entry}  # journaled: safe to reuse
+        assert len(landed) >= 3
+
+        server.reset_stats()
+        result = run_cli(["-v", "extract", "--execution-id", str(big["id"])], env)
+        assert result.returncode == 0, result.stderr
+        asked = server.stats()["tasks_pages"][f"{iid}/{big['id']}"]
+        assert not landed & {int(offset) for offset in asked}, "a landed page was fetched again"
+        assert "pages reused from an interrupted run" in result.stderr
+    rows = landed_tasks(tmp_path)[(iid, big["id"])]
+    assert len({row["id"] for row in rows}) == big["tasks"]
+    run = json.loads(max((tmp_path / "raw" / "runs").glob("*.json")).read_text())
+    assert run["pages_reused"] == len(landed)
