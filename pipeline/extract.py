@@ -223,7 +223,7 @@ class Extractor:
         """
         if self.settings.full:
             return refs
-        landed: dict[tuple[str, int], tuple[str, Any]] = {}
+        landed: dict[tuple[str, int], tuple[str, Any]] = self._landed_per_lake()
         for manifest in self.landing.manifests("tasks"):
             key = (str(manifest["instance_id"]), int(manifest["execution_id"]))
             if key not in landed or landed[key][0] < manifest["run_id"]:
@@ -240,6 +240,13 @@ class Extractor:
         if self.summary.executions_unchanged:
             log.info("%d executions are finished and already landed: not fetched again", len(refs) - len(todo))
         return todo
+
+    def _landed_per_lake(self) -> dict[tuple[str, int], tuple[str, Any]]:
+        """What the lake says was loaded (run id, status at fetch): the incremental state when the raw
+        landing was lost or pruned. The landing's manifests, when present, take precedence."""
+        from pipeline.load import Lake, lake_fetches  # the lake's own reader of its state
+
+        return dict(lake_fetches(Lake(self.settings.data_dir)))
 
     # -- tasks -------------------------------------------------------------------------------------
     def _open(self, ref: ExecutionRef) -> _Job:

@@ -285,16 +285,35 @@ class LoadSummary:
         )
 
 
-def _behind(lake: Lake, everything: list[Fetch]) -> set[tuple[str, int]]:
-    """Executions whose newest complete fetch is not the one the lake holds (a run killed after its extract,
-    or a first load): loading them too makes the lake catch up with the landing, with no manual step."""
+def lake_fetches(lake: Lake) -> dict[tuple[str, int], tuple[str, str | None]]:
+    """What the current lake says it loaded for each execution: (run id, the execution's status then)."""
     current = lake.current()
     folder = current / EXECUTIONS.name if current else None
     if folder is None or not any(folder.glob("*.parquet")):
-        return {f.key for f in everything}
-    held = pq.read_table(folder, columns=["instance_id", "execution_id", "tasks_run"]).to_pylist()
-    loaded = {(r["instance_id"], r["execution_id"]): r["tasks_run"] for r in held}
-    return {f.key for f in everything if loaded.get(f.key) != f.run_id}
+        return {}
+    columns = ["instance_id", "execution_id", "tasks_run", "tasks_status"]
+    schema = pq.read_schema(next(folder.glob("*.parquet")))
+    rows = pq.read_table(folder, columns=[c for c in columns if c in schema.names]).to_pylist()
+    return {
+        (r["instance_id"], r["execution_id"]): (r["tasks_run"], r.get("tasks_status")) for r in rows if r["tasks_run"]
+    }
+
+
+def _loaded_fetches(lake: Lake, everything: list[Fetch]) -> dict[tuple[str, int], tuple[str, str | None]]:
+    """After this load: the landing's newest fetches, and what the lake held for executions whose fetches
+    are no longer in the landing (pruned or lost): that is how the incremental state survives."""
+    merged = lake_fetches(lake)
+    for f in everything:
+        status = f.execution.get("status")
+        merged[f.key] = (f.run_id, status if isinstance(status, str) else None)
+    return merged
+
+
+def _behind(lake: Lake, everything: list[Fetch]) -> set[tuple[str, int]]:
+    """Executions whose newest complete fetch is not the one the lake holds (a run killed after its extract,
+    or a first load): loading them too makes the lake catch up with the landing, with no manual step."""
+    loaded = lake_fetches(lake)
+    return {f.key for f in everything if loaded.get(f.key, ("", None))[0] != f.run_id}
 
 
 def load_lake(
@@ -323,7 +342,7 @@ def load_lake(
         listed = {
             INSTANCES.name: load_instances(landing),
             POLICIES.name: load_policies(landing),
-            EXECUTIONS.name: load_executions(landing, {f.key: f.run_id for f in everything}),
+            EXECUTIONS.name: load_executions(landing, _loaded_fetches(lake, everything)),
         }
         summary.rows = target.commit(listed)
     except OSError as exc:  # a full disk, a file too large, a permission: the lake stays as it was

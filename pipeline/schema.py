@@ -61,6 +61,7 @@ EXECUTIONS = Table(
             "run id of the newest listing that showed it (history stays after the API forgets)",
         ),
         ("tasks_run", pa.string(), "run id of the task fetch loaded for it (null: tasks never fetched)"),
+        ("tasks_status", pa.string(), "the execution's status when those tasks were fetched"),
     ),
     partitioned=False,
     sort_by=("instance_id", "execution_id"),

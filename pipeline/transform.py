@@ -757,9 +757,9 @@ def load_policies(landing: Landing) -> pa.Table:
     return _table(POLICIES, rows)
 
 
-def load_executions(landing: Landing, fetched: dict[tuple[str, int], str]) -> pa.Table:
-    """Every execution ever listed, newest listing wins. ``fetched``: (instance, execution) to the run id
-    of the task fetch loaded for it."""
+def load_executions(landing: Landing, fetched: dict[tuple[str, int], tuple[str, str | None]]) -> pa.Table:
+    """Every execution ever listed, newest listing wins. ``fetched``: (instance, execution) to the run id of
+    the task fetch loaded for it and the execution's status then (what an incremental run needs)."""
     rows = []
     for key, seen in sorted(newest_records(landing, "executions", int).items()):
         r = seen.record
@@ -773,7 +773,8 @@ def load_executions(landing: Landing, fetched: dict[tuple[str, int], str]) -> pa
                 "execution_month": execution_month(r.get("created_at")),
                 "first_seen_run": seen.first_seen_run,
                 "last_seen_run": seen.last_seen_run,
-                "tasks_run": fetched.get(key),
+                "tasks_run": fetched[key][0] if key in fetched else None,
+                "tasks_status": fetched[key][1] if key in fetched else None,
             }
         )
     return _table(EXECUTIONS, rows)

@@ -304,3 +304,19 @@ def test_a_disk_that_fills_up_during_the_load_leaves_the_lake_as_it_was(tmp_path
         assert [v for v in (tmp_path / ".lake").iterdir() if v.name.startswith("2")] == [version]
         assert run_cli(["rebuild"], env).returncode == 0  # room again: all is well
     assert snapshot(tmp_path) == before
+
+
+def test_the_incremental_state_comes_back_from_the_lake_when_the_raw_landing_is_gone(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    env = sandbox_env(sandbox, tmp_path)
+    assert run_cli(["run"], env).returncode == 0
+    before = snapshot(tmp_path)
+    shutil.rmtree(tmp_path / "raw")  # pruned, or lost
+    sandbox.reset_stats()
+    result = run_cli(["run"], env)
+    assert result.returncode == 0, result.stderr
+    finished = query(tmp_path, "SELECT count(*) FROM executions WHERE tasks_status IN ('Succeed', 'Failed', 'Stopped')")
+    assert f"{finished[0][0]} finished and already landed" in result.stdout
+    assert len(sandbox.stats()["tasks_pages"]) == len(query(tmp_path, "SELECT 1 FROM executions")) - finished[0][0]
+    assert snapshot(tmp_path) == before  # the lake keeps what the API no longer has to send

@@ -311,6 +311,7 @@ def test_golden_executions(golden: Path) -> None:
             "first_seen_run": "20261101T000000000Z-aaaaaa",
             "last_seen_run": "20261101T000000000Z-aaaaaa",
             "tasks_run": "20261101T000000000Z-aaaaaa",
+            "tasks_status": "Failed",
         }
     ]
 
