@@ -345,8 +345,8 @@ def test_a_usage_error_is_one_error_line_and_exit_2(sandbox: SandboxServer, tmp_
     assert line.endswith("(see 'swr-etl extract --help')")
 
 
-def test_an_execution_that_keeps_failing_fails_the_run_but_the_others_are_loaded(tmp_path: Path) -> None:
-    """A small fake API: two executions; the tasks of execution 2 always answer 503."""
+def fake_api(failure: tuple[int, dict[str, str]]) -> type[BaseHTTPRequestHandler]:
+    """A small fake API: one instance, two executions; the tasks of execution 2 always answer ``failure``."""
 
     class Api(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -363,7 +363,7 @@ def test_an_execution_that_keeps_failing_fails_the_run_but_the_others_are_loaded
                            for n in (1, 2)]  # fmt: skip
                 body = {"executions": records, "total": 2}
             elif path.endswith("/executions/2/tasks"):
-                status, body = 503, {"error_code": "SWR.0503", "error_msg": "busy"}
+                status, body = failure
             elif path.endswith("/executions/1/tasks"):
                 body = {"tasks": [{"id": 10, "execution_id": 1, "status": "Succeed", "operation": "copy"}], "total": 1}
             raw = json.dumps(body).encode()
@@ -376,6 +376,11 @@ def test_an_execution_that_keeps_failing_fails_the_run_but_the_others_are_loaded
         def log_message(self, *args: object) -> None:
             pass
 
+    return Api
+
+
+def test_an_execution_that_keeps_failing_fails_the_run_but_the_others_are_loaded(tmp_path: Path) -> None:
+    Api = fake_api((503, {"error_code": "SWR.0503", "error_msg": "busy"}))
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Api)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     env = clean_env(
@@ -464,3 +469,43 @@ def test_an_extract_killed_midway_is_finished_without_fetching_again_what_it_lan
     assert len({row["id"] for row in rows}) == big["tasks"]
     run = json.loads(max((tmp_path / "raw" / "runs").glob("*.json")).read_text())
     assert run["pages_reused"] == len(landed)
+
+
+def test_a_static_token_refused_in_the_middle_of_a_run_is_a_clear_error(tmp_path: Path) -> None:
+    Api = fake_api((401, {"error_code": "APIGW.0307", "error_msg": "The token expires."}))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Api)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    env = clean_env(
+        SWR_ENDPOINT=f"http://127.0.0.1:{httpd.server_address[1]}",
+        SWR_PROJECT_ID="p",
+        SWR_AUTH_TOKEN="tok-SECRET-123456",
+        SWR_ETL_DATA_DIR=str(tmp_path),
+    )
+    try:
+        result = run_cli(["run"], env)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert result.returncode == 1
+    assert result.stdout.startswith("extract: 2 executions in 1 instances")  # the summary comes first
+    (error,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert error.startswith(
+        "error: HTTP 401 from GET /v2/p/instances/i-1/replication/executions/2/tasks, APIGW.0307: The token expires., "
+        "request id req-fake (check SWR_AUTH_TOKEN"
+    )
+    assert "tok-SECRET-123456" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("host", "warned"), [("127.0.0.1", False), ("0.0.0.0", True)])
+def test_the_sandbox_says_so_when_it_listens_beyond_loopback(host: str, warned: bool) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "sandbox", "--host", host, "--port", "0"],
+        cwd=ROOT, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        assert "sandbox listening on http://" in proc.stdout.readline()
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert ("not only on loopback" in err) is warned
