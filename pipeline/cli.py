@@ -364,6 +364,7 @@ def _progress(state: State) -> Iterator[Progress | None]:
 @click.option("--rate-cut", default=0.0, type=float, help="Fraction of connections cut mid-body.")
 @click.option("--rate-slow", default=0.0, type=float, help="Fraction of slow responses (see --slow-ms).")
 @click.option("--slow-ms", default=0.0, type=float, help="Delay of a slow response's body.")
+@click.option("--rate-html", default=0.0, type=float, help="Fraction answered 200 with an HTML page (a proxy).")
 @click.option("--max-consecutive", default=2, type=int, show_default=True, help="Faults in a row per request.")
 @click.option("--rate-bad-resource", default=0.0, type=float, help="Fraction of tasks with malformed resources.")
 @click.option("--rate-object-resource", default=0.0, type=float, help="Fraction of resources sent as objects.")

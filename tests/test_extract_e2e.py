@@ -107,6 +107,7 @@ def test_same_result_with_every_fault_knob_on(tmp_path: Path) -> None:
         rate_cut=0.05,
         rate_slow=0.03,
         slow_ms=1500,
+        rate_html=0.05,
         rate_bad_resource=0.1,
         rate_object_resource=0.1,
         grow_tasks=37,
@@ -120,7 +121,7 @@ def test_same_result_with_every_fault_knob_on(tmp_path: Path) -> None:
         assert_everything_landed(server, tmp_path)
         stats = server.stats()
     assert REGISTRY_SECRET not in all_landed_text(tmp_path)
-    assert all(stats["faults"][kind] > 0 for kind in ("429", "5xx", "cut", "slow")), stats["faults"]
+    assert all(stats["faults"][kind] > 0 for kind in ("429", "5xx", "cut", "slow", "html")), stats["faults"]
     run = json.loads(next((tmp_path / "raw" / "runs").glob("*.json")).read_text())
     assert run["retries"] >= sum(stats["faults"].values()) - stats["faults"]["slow"]
     assert run["throttled"] == stats["faults"]["429"]

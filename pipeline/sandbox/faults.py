@@ -15,7 +15,15 @@ from urllib.parse import urlencode
 
 __all__ = ["NO_FAULTS", "FaultDecision", "FaultInjector", "Faults", "format_retry_after"]
 
-_RATE_FIELDS = ("rate_429", "rate_5xx", "rate_cut", "rate_slow", "rate_bad_resource", "rate_object_resource")
+_RATE_FIELDS = (
+    "rate_429",
+    "rate_5xx",
+    "rate_cut",
+    "rate_slow",
+    "rate_html",
+    "rate_bad_resource",
+    "rate_object_resource",
+)
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,7 @@ class Faults:
     rate_cut: float = 0.0
     rate_slow: float = 0.0
     slow_ms: float = 0.0
+    rate_html: float = 0.0  # fraction answered 200 with an HTML page, as a proxy in the way would
     max_consecutive: int = 2
     rate_bad_resource: float = 0.0
     rate_object_resource: float = 0.0
@@ -106,7 +115,7 @@ class FaultInjector:
     def decide(self, method: str, path: str, query: list[tuple[str, str]]) -> FaultDecision | None:
         """Count one more attempt of this request and return the fault to apply, if any."""
         f = self._faults
-        if not (f.rate_429 or f.rate_5xx or f.rate_cut or f.rate_slow):
+        if not (f.rate_429 or f.rate_5xx or f.rate_cut or f.rate_slow or f.rate_html):
             return None
         key = request_key(method, path, query)
         with self._lock:
@@ -130,4 +139,6 @@ class FaultInjector:
             return FaultDecision("cut", 200)
         if f.rate_slow and self._roll("rate_slow", key, attempt) < f.rate_slow:
             return FaultDecision("slow", 200, f.slow_ms / 1000.0)
+        if f.rate_html and self._roll("rate_html", key, attempt) < f.rate_html:
+            return FaultDecision("html", 200)
         return None

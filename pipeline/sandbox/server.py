@@ -122,7 +122,7 @@ class _Stats:
             return {
                 "requests": self.requests,
                 "by_kind": {k: self.by_kind[k] for k in (*_LIST_KEYS, "iam")},
-                "faults": {k: self.faults[k] for k in ("429", "5xx", "cut", "slow")},
+                "faults": {k: self.faults[k] for k in ("429", "5xx", "cut", "slow", "html")},
                 "status": dict(sorted(self.status.items())),
                 "tasks_pages": {page: dict(offsets) for page, offsets in self.tasks_pages.items()},
             }
@@ -256,6 +256,9 @@ class _App:
         if fault is not None and fault.kind == "5xx":
             resp = _Response.error(fault.status, "internal error, please retry later")
             resp.fault = fault
+            return resp, None, offset
+        if fault is not None and fault.kind == "html":
+            resp = _Response(200, b"<html><body><h1>Proxy authentication required</h1></body></html>", fault=fault)
             return resp, None, offset
 
         page: str | None = None
