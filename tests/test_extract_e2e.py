@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ROOT, all_landed_text, clean_env, landed_tasks, run_cli, sandbox_env
@@ -311,19 +312,7 @@ def test_a_listing_without_total_fails_at_once_with_a_clear_error(tmp_path: Path
         def log_message(self, *args: object) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), NoTotal)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        env = clean_env(
-            SWR_ENDPOINT=f"http://127.0.0.1:{httpd.server_address[1]}",
-            SWR_PROJECT_ID="p",
-            SWR_AUTH_TOKEN="tok-123456",
-            SWR_ETL_DATA_DIR=str(tmp_path),
-        )
-        result = run_cli(["extract"], env)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    result = run_against(NoTotal, tmp_path, ["extract"])
     assert result.returncode == 1
     assert "expected 'instances' (a list) and 'total' (an integer), got list and NoneType" in result.stderr
 
@@ -344,6 +333,24 @@ def test_a_usage_error_is_one_error_line_and_exit_2(sandbox: SandboxServer, tmp_
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: Invalid value for '--concurrency': 'many' is not a valid integer")
     assert line.endswith("(see 'swr-etl extract --help')")
+
+
+def run_against(handler: type[BaseHTTPRequestHandler], data_dir: Path, args: list[str], **extra: str) -> Any:
+    """Serve ``handler`` on loopback and run the CLI against it (token ``tok-SECRET-123456``)."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    env = clean_env(
+        SWR_ENDPOINT=f"http://127.0.0.1:{httpd.server_address[1]}",
+        SWR_PROJECT_ID="p",
+        SWR_AUTH_TOKEN="tok-SECRET-123456",
+        SWR_ETL_DATA_DIR=str(data_dir),
+        **extra,
+    )
+    try:
+        return run_cli(args, env)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 def fake_api(failure: tuple[int, dict[str, str]]) -> type[BaseHTTPRequestHandler]:
@@ -381,21 +388,8 @@ def fake_api(failure: tuple[int, dict[str, str]]) -> type[BaseHTTPRequestHandler
 
 
 def test_an_execution_that_keeps_failing_fails_the_run_but_the_others_are_loaded(tmp_path: Path) -> None:
-    Api = fake_api((503, {"error_code": "SWR.0503", "error_msg": "busy"}))
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Api)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    env = clean_env(
-        SWR_ENDPOINT=f"http://127.0.0.1:{httpd.server_address[1]}",
-        SWR_PROJECT_ID="p",
-        SWR_AUTH_TOKEN="tok-123456",
-        SWR_ETL_DATA_DIR=str(tmp_path),
-        SWR_ETL_MAX_ATTEMPTS="2",
-    )
-    try:
-        result = run_cli(["run"], env)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    api = fake_api((503, {"error_code": "SWR.0503", "error_msg": "busy"}))
+    result = run_against(api, tmp_path, ["run"], SWR_ETL_MAX_ATTEMPTS="2")
     assert result.returncode == 1
     lines = result.stdout.strip().splitlines()
     assert lines[0].startswith("extract: 2 executions in 1 instances (1 complete, 1 FAILED), ")
@@ -473,20 +467,8 @@ def test_an_extract_killed_midway_is_finished_without_fetching_again_what_it_lan
 
 
 def test_a_static_token_refused_in_the_middle_of_a_run_is_a_clear_error(tmp_path: Path) -> None:
-    Api = fake_api((401, {"error_code": "APIGW.0307", "error_msg": "The token expires."}))
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Api)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    env = clean_env(
-        SWR_ENDPOINT=f"http://127.0.0.1:{httpd.server_address[1]}",
-        SWR_PROJECT_ID="p",
-        SWR_AUTH_TOKEN="tok-SECRET-123456",
-        SWR_ETL_DATA_DIR=str(tmp_path),
-    )
-    try:
-        result = run_cli(["run"], env)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    api = fake_api((401, {"error_code": "APIGW.0307", "error_msg": "The token expires."}))
+    result = run_against(api, tmp_path, ["run"])
     assert result.returncode == 1
     assert result.stdout.startswith("extract: 2 executions in 1 instances")  # the summary comes first
     (error,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
