@@ -18,13 +18,14 @@ DuckDB's ``memory_limit``, never by the size of the run.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import logging
 import os
-import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -43,7 +44,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_TASKS = 25_000
 CHUNK_ROWS = 128 * 1024  # rows handed to the writer at a time (a Parquet row group at most)
-_FRACTION = re.compile(r"\.(\d+)")  # any number of fraction digits; Python takes 6
 
 # Every field of a task, read as text: a value of an unexpected type becomes text instead of an error,
 # and is then cast (and, if it does not cast, recorded) below. A task that is not an object becomes NULL.
@@ -370,16 +370,30 @@ def execution_month(created_at: Any) -> str:
     return parsed.strftime("%Y-%m") if parsed else "unknown"
 
 
+_TIMES_LOCK = threading.Lock()
+
+
+@functools.cache
+def _times() -> duckdb.DuckDBPyConnection:
+    """The connection :func:`parse_time` casts with, made on first use (nothing is done at import)."""
+    db = duckdb.connect()
+    db.execute("SET TimeZone = 'UTC'")
+    return db
+
+
+@functools.lru_cache(maxsize=65536)
 def parse_time(value: Any) -> datetime | None:
-    """An API time (any fraction digits, ``Z`` or an offset) as an aware UTC datetime; None when empty or bad."""
+    """An API time (any fraction digits, ``Z`` or an offset) as an aware UTC datetime; None when empty or bad.
+
+    The same cast as the one the transform applies to task times in SQL (``TRY_CAST(... AS TIMESTAMPTZ)``
+    in UTC), so a time means the same wherever it appears.
+    """
     if not isinstance(value, str) or not value.strip():
         return None
-    text = _FRACTION.sub(lambda m: "." + (m.group(1) + "000000")[:6], value.strip())
-    try:
-        parsed = datetime.fromisoformat(text.replace("z", "Z"))
-    except ValueError:
-        return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    with _TIMES_LOCK:
+        rows = _times().execute("SELECT TRY_CAST(trim($v) AS TIMESTAMPTZ)", {"v": value}).fetchall()
+    parsed = rows[0][0]
+    return parsed.astimezone(UTC) if isinstance(parsed, datetime) else None
 
 
 def plan(landing: Landing, only: Iterable[tuple[str, int]] | None = None) -> list[Fetch]:
