@@ -434,9 +434,9 @@ def demo_cmd(state: State, data_dir: Path, seed: int, scale: float, concurrency:
 
     faults = Faults(rate_bad_resource=0.01, rate_object_resource=0.02, rate_429=0.03, retry_after_s=0.2)
     config = SandboxConfig(seed=seed, scale=scale, faults=faults)
-    if clean and data_dir.exists() and (data_dir / "raw").exists():
-        _remove_demo_data(data_dir)
-    with SandboxServer(config) as server:
+    with exclusive(data_dir, "demo"), SandboxServer(config) as server:
+        if clean and (data_dir / "raw").exists():
+            _remove_demo_data(data_dir)
         settings = Settings(
             endpoint=server.url,
             project_id=config.project_id,
@@ -446,8 +446,7 @@ def demo_cmd(state: State, data_dir: Path, seed: int, scale: float, concurrency:
         )
         if state.log_format == "text":
             click.echo(f"demo: the sandbox SWR API is serving a synthetic world on {server.url}")
-        with exclusive(data_dir, "demo"):
-            _run(state, settings)
+        _run(state, settings)
     if state.log_format == "text":
         click.echo("")
         click.echo(summary(data_dir), nl=False)
