@@ -42,7 +42,8 @@ from pipeline.schema import ARTIFACTS, EXECUTIONS, INSTANCES, POLICIES, REJECTS,
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BATCH_TASKS = 25_000
+# tasks a batch; measured at 1.1 M tasks: 25k 36.7 s / 694 MiB, 50k 35.1 s / 739 MiB, 100k 33.6 s / 799 MiB
+DEFAULT_BATCH_TASKS = 100_000
 CHUNK_ROWS = 128 * 1024  # rows handed to the writer at a time (a Parquet row group at most)
 
 # Every field of a task, read as text: a value of an unexpected type becomes text instead of an error,
