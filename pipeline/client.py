@@ -5,7 +5,7 @@
 - Authentication: ``X-Auth-Token``; AK/SK signed per attempt with the vendor's own signer
   (``huaweicloudsdkcore``); or an IAM user and password exchanged for a token, cached, and refreshed
   once when the API answers 401.
-- Retries (429, 5xx, dropped or cut connections, timeouts, a 2xx that is not JSON) through tenacity:
+- Retries (429, 500/502/503/504, dropped or cut connections, timeouts, a 2xx that is not JSON) through tenacity:
   bounded, exponential backoff with full jitter, ``Retry-After`` honoured. Everything else fails at once.
   Which is which is decided in one place, :func:`classify`.
 - An adaptive limiter keeps the requests in flight at or under ``concurrency`` and halves that bound when

@@ -5,7 +5,7 @@
     ├── ApiError                    the API answered with an error status (status, error_code, error_msg,
     │   │                           request_id, path), or redirected — fatal: retrying would not help
     │   ├── AuthError               401 / 403: the credentials were refused
-    │   └── RetryableApiError       429 and 5xx: the client retries these with backoff
+    │   └── RetryableApiError       429, 500, 502, 503, 504: retried with backoff
     ├── TransportError              no usable answer: connection refused or cut, timeout (retried)
     │   ├── BadResponseError        a 2xx whose body is not JSON (a proxy's page) (retried), or not the
     │   │                           listing the API documents (not retried: asking again gives the same)
@@ -81,7 +81,7 @@ class AuthError(ApiError):
 
 
 class RetryableApiError(ApiError):
-    """429 or 5xx: worth another try after a pause (``retry_after`` seconds when the server said so)."""
+    """429, 500, 502, 503 or 504: worth another try after a pause (``retry_after`` seconds when the server said so)."""
 
     def __init__(self, status: int, path: str, *, retry_after: float | None = None, **kw: str | None) -> None:
         self.retry_after = retry_after

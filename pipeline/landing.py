@@ -175,6 +175,7 @@ class FetchWriter:
         self.folder = folder
         self.meta = meta
         self.pages: list[PageRecord] = []
+        self._journaling = False  # only a fetch that may be resumed (begin()) keeps a journal
 
     def write_page(
         self,
@@ -218,12 +219,14 @@ class FetchWriter:
         )
 
     def add(self, record: PageRecord) -> None:
-        """Count a landed page in; it is also journaled, so an interrupted fetch can be resumed."""
+        """Count a landed page in; journaled too after :meth:`begin`, so an interrupted fetch can resume."""
         self.pages.append(record)
-        self._journal({"page": asdict(record)})
+        if self._journaling:
+            self._journal({"page": asdict(record)})
 
     def begin(self, **header: Any) -> None:
         """Open the journal of a fetch that may be resumed (the execution's record, as listed)."""
+        self._journaling = True
         self._journal({"header": header})
 
     def _journal(self, entry: dict[str, Any]) -> None:

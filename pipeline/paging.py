@@ -89,17 +89,6 @@ class OffsetPaginator:
     def _stop(self) -> int:
         return self._known_end if self._end is None else min(self._known_end, self._end)
 
-    @property
-    def shortfall(self) -> int:
-        """Rows the largest total promised beyond where a short page ended the listing (0 when none).
-
-        A total that grows after the last page was read (tasks still being added) shows up here; such rows
-        belong to the next pass, since an offset is never asked twice in one pass.
-        """
-        if self._end is None:
-            return 0
-        return max(0, self.total - self._end)
-
 
 @dataclass(frozen=True)
 class Page(Generic[T]):

@@ -93,7 +93,7 @@ def test_a_total_that_grows_while_paging_is_followed(n: int, limit: int, grow: i
     assert len(listing.asked) == len(set(listing.asked))
 
 
-def test_short_page_after_a_larger_total_reports_a_shortfall() -> None:
+def test_a_short_page_ends_the_listing_even_below_a_larger_total() -> None:
     p = OffsetPaginator(10)
     assert p.take(5) == [0]
     p.record(0, rows=10, total=30)
@@ -101,7 +101,8 @@ def test_short_page_after_a_larger_total_reports_a_shortfall() -> None:
     p.record(10, rows=4, total=30)  # the listing shrank (or shifted) under us
     p.record(20, rows=0, total=30)
     assert p.done
-    assert p.shortfall == 16
+    assert p.total == 30  # the largest total seen: what the caller compares with the rows it got
+    assert p.take(5) == []
 
 
 def test_empty_listing_takes_one_request() -> None:
