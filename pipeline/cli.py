@@ -84,6 +84,13 @@ def _env_secrets(environ: Mapping[str, str]) -> list[str]:
     return [environ[k].strip() for k in SECRET_ENV if environ.get(k, "").strip()]
 
 
+LAKE_OPTION = click.option(
+    "--lake",
+    metavar="PATH|s3://BUCKET/PREFIX",
+    help="Where the lake is [env SWR_ETL_LAKE; default DATA_DIR/lake]. S3 settings: AWS_* variables (README).",
+)
+
+
 def scope_options(func: F) -> F:
     """The flags that say what to fetch, and from where (contract: flag > environment > config > default)."""
     options = [
@@ -103,6 +110,7 @@ def scope_options(func: F) -> F:
         click.option(
             "--data-dir", type=click.Path(path_type=Path), help="Data directory [env SWR_ETL_DATA_DIR; default ./data]."
         ),
+        LAKE_OPTION,
         click.option(
             "--concurrency", type=int, help="Requests in flight at once [env SWR_ETL_CONCURRENCY; default 8]."
         ),
@@ -203,17 +211,23 @@ def _run(state: State, settings: Settings) -> None:
     except ExtractFailed as exc:  # load what did arrive, then report the failure
         failure, complete = exc, exc.summary.complete
     # an API failure outranks rejected records: exit 1, not 3
-    _load(state, settings.data_dir, only=complete, strict=settings.strict and failure is None, stage="load")
+    _load(state, settings, only=complete, strict=settings.strict and failure is None, stage="load")
     if failure is not None:
         raise failure
 
 
-def _load(state: State, data_dir: Path, *, only: list[tuple[str, int]] | None, strict: bool, stage: str) -> None:
+def _load(state: State, settings: Settings, *, only: list[tuple[str, int]] | None, strict: bool, stage: str) -> None:
     from pipeline import warehouse
     from pipeline.load import load_lake
 
-    summary = load_lake(data_dir, version=state.run_id, only=only)
-    warehouse.build(data_dir)
+    summary = load_lake(
+        settings.data_dir,
+        version=state.run_id,
+        only=only,
+        instances=settings.instance_ids,
+        lake_location=settings.lake,
+    )
+    warehouse.build(settings.data_dir, settings.lake)
     counts = {**asdict(summary.stats), "executions_loaded": summary.executions_loaded, "lake_rows": summary.rows}
     counts["elapsed_s"] = summary.elapsed_s
     state.summary(stage, summary.line(stage), counts)
@@ -225,24 +239,40 @@ def _load(state: State, data_dir: Path, *, only: list[tuple[str, int]] | None, s
 @click.option(
     "--data-dir", type=click.Path(path_type=Path), help="Data directory [env SWR_ETL_DATA_DIR; default ./data]."
 )
+@LAKE_OPTION
+@click.option(
+    "--instance-id",
+    "instance_ids",
+    multiple=True,
+    metavar="ID",
+    help="Rebuild only this instance (repeatable). Default: every instance of the raw landing.",
+)
 @click.option("--strict", is_flag=True, default=None, help="Exit 3 when any record was rejected.")
 @click.option("--views-only", is_flag=True, help="Only rewrite warehouse.duckdb (after moving the data directory).")
 @click.pass_obj
-def rebuild_cmd(state: State, data_dir: Path | None, strict: bool | None, views_only: bool) -> None:
+def rebuild_cmd(
+    state: State,
+    data_dir: Path | None,
+    lake: str | None,
+    instance_ids: tuple[str, ...],
+    strict: bool | None,
+    views_only: bool,
+) -> None:
     """Transform and load the whole lake again from the raw landing alone, with no API call.
 
     \b
     Example:
       swr-etl rebuild --data-dir /srv/swr-lake
     """
-    settings = resolve_settings({"data_dir": data_dir, "strict": strict}, os.environ, None, need_api=False)
+    flags = {"data_dir": data_dir, "lake": lake, "instance_ids": instance_ids, "strict": strict}
+    settings = resolve_settings(flags, os.environ, None, need_api=False)
     if views_only:
         from pipeline import warehouse
 
-        click.echo(f"rebuild: views rewritten in {warehouse.build(settings.data_dir)}")
+        click.echo(f"rebuild: views rewritten in {warehouse.build(settings.data_dir, settings.lake)}")
         return
     with exclusive(settings.data_dir, "rebuild"):
-        _load(state, settings.data_dir, only=None, strict=settings.strict, stage="rebuild")
+        _load(state, settings, only=None, strict=settings.strict, stage="rebuild")
 
 
 @cli.command("query")
@@ -250,6 +280,7 @@ def rebuild_cmd(state: State, data_dir: Path | None, strict: bool | None, views_
 @click.option(
     "--data-dir", type=click.Path(path_type=Path), help="Data directory [env SWR_ETL_DATA_DIR; default ./data]."
 )
+@LAKE_OPTION
 @click.option(
     "--format",
     "fmt",
@@ -258,7 +289,7 @@ def rebuild_cmd(state: State, data_dir: Path | None, strict: bool | None, views_
     show_default=True,
     help="table for people, csv for spreadsheets, json (an array of objects) for programs.",
 )
-def query_cmd(sql: str, data_dir: Path | None, fmt: str) -> None:
+def query_cmd(sql: str, data_dir: Path | None, lake: str | None, fmt: str) -> None:
     """Run SQL on the warehouse (read-only): every lake table and every view of sql/.
 
     \b
@@ -268,8 +299,8 @@ def query_cmd(sql: str, data_dir: Path | None, fmt: str) -> None:
     from pipeline import warehouse
     from pipeline.output import render
 
-    settings = resolve_settings({"data_dir": data_dir}, os.environ, None, need_api=False)
-    with warehouse.connect(settings.data_dir) as db:
+    settings = resolve_settings({"data_dir": data_dir, "lake": lake}, os.environ, None, need_api=False)
+    with warehouse.connect(settings.data_dir, settings.lake) as db:
         try:
             relation = db.sql(sql)
         except duckdb.Error as exc:
@@ -285,6 +316,7 @@ def query_cmd(sql: str, data_dir: Path | None, fmt: str) -> None:
 @click.option(
     "--data-dir", type=click.Path(path_type=Path), help="Data directory [env SWR_ETL_DATA_DIR; default ./data]."
 )
+@LAKE_OPTION
 @click.option(
     "--format",
     "fmt",
@@ -301,7 +333,7 @@ def query_cmd(sql: str, data_dir: Path | None, fmt: str) -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Also write the report with charts as one self-contained HTML file (opens offline).",
 )
-def report_cmd(data_dir: Path | None, fmt: str, days: int, top: int, html_file: Path | None) -> None:
+def report_cmd(data_dir: Path | None, lake: str | None, fmt: str, days: int, top: int, html_file: Path | None) -> None:
     """Replication analytics: health per policy, failing repositories, recent failures, drift.
 
     Every number comes from the warehouse views (policy_health, repository_replication, failures, tag_drift,
@@ -314,8 +346,8 @@ def report_cmd(data_dir: Path | None, fmt: str, days: int, top: int, html_file: 
     """
     from pipeline.report import collect, render_json, render_text
 
-    settings = resolve_settings({"data_dir": data_dir}, os.environ, None, need_api=False)
-    data = collect(settings.data_dir, days=days, top=top)
+    settings = resolve_settings({"data_dir": data_dir, "lake": lake}, os.environ, None, need_api=False)
+    data = collect(settings.data_dir, lake=settings.lake, days=days, top=top)
     click.echo(render_json(data) if fmt == "json" else render_text(data), nl=False)
     if html_file is not None:
         from pipeline.html import page
@@ -462,10 +494,11 @@ def _remove_demo_data(data_dir: Path) -> None:
     """Empty a demo data directory: only what the pipeline writes there, nothing else."""
     import shutil
 
-    for name in ("raw", ".lake"):
+    for name in ("raw", ".lake", "lake"):
+        if (data_dir / name).is_symlink():
+            (data_dir / name).unlink()
         shutil.rmtree(data_dir / name, ignore_errors=True)
-    for name in ("lake", "warehouse.duckdb"):
-        (data_dir / name).unlink(missing_ok=True)
+    (data_dir / "warehouse.duckdb").unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> None:

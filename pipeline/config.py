@@ -22,7 +22,16 @@ DEFAULT_CONCURRENCY = 8
 MAX_CONCURRENCY = 64
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
-SECRET_ENV = ("SWR_AUTH_TOKEN", "CLOUD_SDK_AK", "CLOUD_SDK_SK", "CLOUD_SDK_SECURITY_TOKEN", "SWR_IAM_PASSWORD")
+SECRET_ENV = (
+    "SWR_AUTH_TOKEN",
+    "CLOUD_SDK_AK",
+    "CLOUD_SDK_SK",
+    "CLOUD_SDK_SECURITY_TOKEN",
+    "SWR_IAM_PASSWORD",
+    # an S3 lake's credentials (pipeline.storage): read by pyarrow from the environment, masked like ours
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+)
 
 
 @dataclass(frozen=True)
@@ -112,6 +121,7 @@ class Settings:
     project_id: str
     credentials: Credentials
     data_dir: Path = Path("data")
+    lake: str | None = None  # where the lake is: a path or s3://bucket/prefix (default: DATA_DIR/lake)
     instance_ids: tuple[str, ...] = ()
     policy_ids: tuple[int, ...] = ()
     execution_ids: tuple[int, ...] = ()
@@ -133,6 +143,7 @@ FIELDS: dict[str, tuple[str, str | None, str]] = {
     "policy_ids": ("--policy-id", None, "ints"),
     "execution_ids": ("--execution-id", None, "ints"),
     "data_dir": ("--data-dir", "SWR_ETL_DATA_DIR", "path"),
+    "lake": ("--lake", "SWR_ETL_LAKE", "str"),
     "concurrency": ("--concurrency", "SWR_ETL_CONCURRENCY", "int"),
     "connect_timeout": ("--connect-timeout", "SWR_ETL_CONNECT_TIMEOUT", "float"),
     "read_timeout": ("--read-timeout", "SWR_ETL_READ_TIMEOUT", "float"),
@@ -216,6 +227,18 @@ def resolve_settings(
     for iid in values.get("instance_ids", ()):
         if not SAFE_ID.match(iid):
             problems.append(f"instance id {iid!r} has characters that are not allowed")
+    if "://" in str(values.get("data_dir", "")):
+        problems.append(
+            f"--data-dir {values['data_dir']} must be a local folder (the raw landing and the warehouse are local "
+            "files): put the lake on object storage with --lake s3://bucket/prefix"
+        )
+    if values.get("lake"):
+        from pipeline.storage import open_store
+
+        try:
+            open_store(values["lake"], dict(environ))
+        except ConfigError as exc:
+            problems.append(str(exc))
     concurrency = values.get("concurrency", DEFAULT_CONCURRENCY)
     if not 1 <= concurrency <= MAX_CONCURRENCY:
         problems.append(f"concurrency must be from 1 to {MAX_CONCURRENCY}, got {concurrency}")

@@ -26,7 +26,7 @@ def render() -> str:
         "## Tables (Parquet under `DATA_DIR/lake/<table>/`, and a view of the same name in the warehouse)",
     ]
     for table in TABLES.values():
-        partitioning = "partitioned by instance_id, execution_month" if table.partitioned else "not partitioned"
+        partitioning = "partitioned by " + ", ".join(table.partition_by)
         lines += ["", f"### `{table.name}`", "", f"{table.doc[0].upper()}{table.doc[1:]} ({partitioning}).", ""]
         lines += ["| column | type | meaning |", "|---|---|---|"]
         for field in table.schema:
@@ -35,8 +35,7 @@ def render() -> str:
     lines += ["", "## Analytics views (`sql/`, in `warehouse.duckdb`)"]
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
-        (data_dir / ".lake" / "empty").mkdir(parents=True)
-        (data_dir / "lake").symlink_to(".lake/empty")
+        (data_dir / "lake").mkdir()
         with duckdb.connect(str(warehouse.build(data_dir)), read_only=True) as db:
             for view in warehouse.sql_views():
                 source = f"{view.name}()" if view.is_macro else view.name

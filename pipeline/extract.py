@@ -244,9 +244,9 @@ class Extractor:
     def _landed_per_lake(self) -> dict[tuple[str, int], tuple[str, Any]]:
         """What the lake says was loaded (run id, status at fetch): the incremental state when the raw
         landing was lost or pruned. The landing's manifests, when present, take precedence."""
-        from pipeline.load import Lake, lake_fetches  # the lake's own reader of its state
+        from pipeline.load import lake_fetches, open_lake  # the lake's own reader of its state
 
-        return dict(lake_fetches(Lake(self.settings.data_dir)))
+        return dict(lake_fetches(open_lake(self.settings.data_dir, self.settings.lake, writer=True)))
 
     # -- tasks -------------------------------------------------------------------------------------
     def _open(self, ref: ExecutionRef) -> _Job:

@@ -1,30 +1,46 @@
-"""Load: Arrow batches into the Parquet lake, atomically, with executions replaced rather than appended.
+"""Load: Arrow batches into the Parquet lake, one instance's partitions at a time, executions replaced
+rather than appended. The lake is a local folder or ``s3://bucket/prefix`` (:mod:`pipeline.storage`).
 
-Layout::
+Layout under the lake's root::
 
-    DATA_DIR/lake -> .lake/<version>          a relative symlink: the lake readers see
-    DATA_DIR/.lake/<version>/<table>/instance_id=<I>/execution_month=<YYYY-MM>/part-<version>.parquet
-    DATA_DIR/.lake/<version>/executions/part-<version>.parquet
+    <table>/instance_id=<I>/execution_month=<YYYY-MM>/part-0.parquet   tasks, artifacts, tags, rejects
+    <table>/instance_id=<I>/part-0.parquet                             instances, policies, executions
+    <table>/instance_id=__none__/.../part-0.parquet                    an empty file: every table has one
+    _commits/instance_id=<I>.json                                      the instance's last load: run, files, rows
+    _staging/<run id>/...                                              a load's files before they are published
+    _locks/instance_id=<I>.lock                                        (a local lake) the flock of its writer
 
-Every load writes a new version and then swaps the ``lake`` symlink with one ``rename``: a reader, or a
-crash at any moment, sees every table in its old state or in its new one, never a mix. Partitions the load
-does not touch are hard links to the previous version's files (no copy); a partition that holds an execution
-being loaded is rewritten as its old rows, minus the executions being replaced, plus the new rows. So an
-execution fetched again replaces its earlier rows, and ``(instance_id, execution_id, task_id)`` stays unique.
-A rebuild rewrites every partition from the raw landing. The previous version is kept until the next load,
-for readers still inside it; anything else under ``.lake`` (a killed load's leftovers) is removed by the
-next load, with no manual step.
+**Ownership.** A load owns the instances it loads (the run's ``--instance-id`` scope, or every instance in
+its landing) and touches no other instance's files, so runs for different instances, on one machine or
+many, write one lake at the same time. On a local lake each instance is flocked; on S3 there is no lock, and
+the scheduler must run one job per instance (see the README).
+
+**Stage, then publish.** Every file is first written under ``_staging/<run>/`` (hidden from readers, who read
+``<table>/``). Nothing a reader sees changes until all of them are written: a crash or a full disk before
+that leaves the lake as it was, and the next load removes the staging. Publishing then moves each staged file
+onto its partition's one file: a rename locally, a server-side copy on S3. Each partition file is replaced
+whole (a reader sees its old rows or its new ones, never a mix and never a row twice), partitions are
+published one after another (tasks first, the ``executions`` files last), and the ``_commits`` record is
+written at the very end. A run killed while publishing leaves some partitions new and some old; the
+executions it had not published yet still say they need loading, so the next run loads them again, with no
+manual step.
+
+**Exact.** An update rewrites each partition that gets new rows, or that holds an execution being replaced,
+as its old rows minus the replaced executions plus the new rows; other partitions are not touched at all. So
+an execution fetched again replaces its earlier rows, and ``(instance_id, execution_id, task_id)`` stays
+unique. A rebuild rewrites every partition of its instances from the raw landing and removes the others.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
-import secrets
-import shutil
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -32,8 +48,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.errors import LandingError
-from pipeline.landing import Landing, fsync_path
+from pipeline.landing import Landing
 from pipeline.schema import EXECUTIONS, INSTANCES, PARTITION_COLUMNS, POLICIES, TABLES, Table
+from pipeline.storage import LakeStore, open_store
 from pipeline.transform import (
     DEFAULT_BATCH_TASKS,
     Fetch,
@@ -50,21 +67,45 @@ from pipeline.transform import (
 log = logging.getLogger(__name__)
 
 ROW_GROUP_ROWS = 128 * 1024
-EMPTY = "__none__"  # the partition of a table's placeholder file when it has no rows
+EMPTY = "__none__"  # the partition of a table's placeholder file
 COMPRESSION = "zstd"
+PART = "part-0.parquet"
+STAGING = "_staging"
+COMMITS = "_commits"
+STALE_STAGING_S = 24 * 3600  # another writer's staging older than this is a dead run's
 
 
 class LoadError(LandingError):
-    """The lake could not be written. The previous version stays current."""
+    """The lake could not be written. What readers see is unchanged (or, if publishing was cut short, each
+    partition is whole and the next run finishes the job)."""
 
-    hint = "free some space (or fix the permissions) and run again: nothing was half-written"
+    hint = "free some space (or fix the permissions or credentials) and run again: nothing was half-written"
+
+
+def partition_parts(table: Table, instance_id: str, month: str | None) -> list[str]:
+    """The folders of one partition of ``table``: ``[table, instance_id=I, execution_month=M]``."""
+    parts = [table.name, f"instance_id={instance_id}"]
+    if table.partitioned:
+        parts.append(f"execution_month={month}")
+    return parts
+
+
+def parse_partition(relative: str) -> dict[str, str]:
+    """The hive keys of a path relative to the lake's root: ``{"instance_id": ..., "execution_month": ...}``."""
+    keys = {}
+    for part in relative.split("/")[1:-1]:
+        name, sep, value = part.partition("=")
+        if sep:
+            keys[name] = value
+    return keys
 
 
 @dataclass
 class _PartitionWriter:
     """One Parquet file of one partition, written chunk by chunk (a chunk is at most one row group)."""
 
-    path: Path
+    store: LakeStore
+    relative: str
     schema: pa.Schema
     writer: pq.ParquetWriter | None = None
 
@@ -72,112 +113,111 @@ class _PartitionWriter:
         if table.num_rows == 0:
             return
         if self.writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.writer = pq.ParquetWriter(self.path, self.schema, compression=COMPRESSION)
+            path = self.store.path(self.relative)
+            if not self.store.remote:
+                self.store.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+            self.writer = pq.ParquetWriter(path, self.schema, compression=COMPRESSION, filesystem=self.store.fs)
         self.writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-            fsync_path(self.path)
+            if not self.store.remote:
+                _fsync(self.store.path(self.relative))
 
 
-def _may_hold(path: Path, execution_ids: list[int]) -> bool:
-    """Whether a Parquet file may hold rows of these executions, by its row groups' min/max statistics."""
-    if not execution_ids:
-        return False
-    meta = pq.ParquetFile(path).metadata
-    column = meta.schema.to_arrow_schema().get_field_index("execution_id")
-    for group in range(meta.num_row_groups):
-        stats = meta.row_group(group).column(column).statistics
-        if stats is None or not stats.has_min_max:
-            return True
-        if any(stats.min <= e <= stats.max for e in execution_ids):
-            return True
-    return False
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def file_schema(table: Table) -> pa.Schema:
+    """What a Parquet file of ``table`` holds: its columns less the partition keys (those are in the path)."""
+    return pa.schema([f for f in table.schema if f.name not in table.partition_by])
 
 
 class Lake:
-    """The ``lake`` symlink of a data directory and the versions behind it."""
+    """A lake's tables on its store, read and written one instance at a time."""
 
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = Path(data_dir)
-        self.link = self.data_dir / "lake"
-        self.versions = self.data_dir / ".lake"
+    def __init__(self, store: LakeStore) -> None:
+        self.store = store
 
-    def current(self) -> Path | None:
-        """The version folder readers see now, or None before the first load."""
-        if self.link.is_symlink():
-            return (self.link.parent / os.readlink(self.link)).resolve()
-        if self.link.exists():
-            raise LoadError(f"{self.link} exists and is not the lake's symlink: move it away", path=str(self.link))
-        return None
+    def instance_files(self, table: Table, instance_id: str) -> list[str]:
+        return [f for f in self.store.files(table.name, f"instance_id={instance_id}") if f.endswith(".parquet")]
 
-    def repair(self) -> None:
-        """Remove what a killed load left: versions that are neither current nor the one before, stray links."""
-        current = self.current()
-        for stray in self.data_dir.glob(".lake-link-*"):
-            stray.unlink(missing_ok=True)
-        if not self.versions.exists():
-            return
-        keep = {current.name} if current else set()
-        previous = self.versions / ".previous"
-        if previous.is_symlink():
-            keep.add(os.readlink(previous))
-        for folder in self.versions.iterdir():
-            if folder.name in keep or folder.name == ".previous":
+    def has_data(self) -> bool:
+        return self.store.exists(EXECUTIONS.name)
+
+    def open(self, path: str) -> pq.ParquetFile:
+        return pq.ParquetFile(self.store.fs.open_input_file(self.store.path(path)))
+
+    def clear_staging(self, instances: set[str]) -> None:
+        """Remove what killed loads left in ``_staging``: a run's staging whose instances are all ours (we own
+        them, so no live writer is behind it), or that nobody touched for a day."""
+        runs: dict[str, tuple[set[str], float]] = {}
+        selector_root = self.store.path(STAGING)
+        from pyarrow.fs import FileSelector, FileType
+
+        for info in self.store.fs.get_file_info(FileSelector(selector_root, recursive=True, allow_not_found=True)):
+            if info.type != FileType.File:
                 continue
-            if folder.is_symlink():  # a .previous link a killed commit did not rename into place
-                folder.unlink()
-                continue
-            log.info("removing %s, left by an earlier load that did not finish or is superseded", folder)
-            shutil.rmtree(folder, ignore_errors=True)
+            relative = info.path.removeprefix(selector_root + "/")
+            run = relative.split("/", 1)[0]
+            owners, newest = runs.get(run, (set(), 0.0))
+            owners.add(parse_partition(relative.split("/", 1)[-1]).get("instance_id", ""))
+            mtime = info.mtime.timestamp() if info.mtime else time.time()
+            runs[run] = (owners, max(newest, mtime))
+        for run, (owners, newest) in runs.items():
+            if owners <= instances or time.time() - newest > STALE_STAGING_S:
+                log.info("removing %s/%s, left by a load that did not finish", STAGING, run)
+                self.store.delete_dir(STAGING, run)
 
-    def begin(self, version: str, *, replace: Iterable[tuple[str, int]] | None) -> LakeVersion:
-        """Start a new version. ``replace``: the executions being loaded; None rewrites everything (rebuild)."""
-        self.repair()
-        return LakeVersion(self, version, self.current(), None if replace is None else set(replace))
+    def begin(self, run_id: str, *, instances: set[str], replace: Iterable[tuple[str, int]] | None) -> LakeLoad:
+        """Start loading ``instances``. ``replace``: the executions being loaded; None rewrites them (rebuild)."""
+        self.clear_staging(instances)
+        return LakeLoad(self, run_id, instances, None if replace is None else set(replace))
 
-    def commit(self, version: Path) -> None:
-        """Make ``version`` the lake readers see, in one atomic rename; keep the one before it."""
-        before = self.current()
-        tmp = self.data_dir / f".lake-link-{secrets.token_hex(4)}"
-        os.symlink(os.path.relpath(version, self.data_dir), tmp)
-        os.replace(tmp, self.link)
-        fsync_path(self.data_dir)
-        previous = self.versions / ".previous"
-        if before is not None and before != version:
-            tmp_prev = self.versions / f".previous-{secrets.token_hex(4)}"
-            os.symlink(before.name, tmp_prev)
-            os.replace(tmp_prev, previous)
-        self.repair()
+    def rows(self, instances: Iterable[str]) -> dict[str, int]:
+        """How many rows each table holds for these instances, from the files' footers."""
+        rows = {}
+        for table in TABLES.values():
+            rows[table.name] = sum(
+                self.open(f).metadata.num_rows for i in sorted(instances) for f in self.instance_files(table, i)
+            )
+        return rows
 
 
-class LakeVersion:
-    """A version being written. Not visible to readers until :meth:`commit`."""
+class LakeLoad:
+    """One load of some instances: staged, then published by :meth:`commit`."""
 
-    def __init__(self, lake: Lake, version: str, base: Path | None, replace: set[tuple[str, int]] | None) -> None:
+    def __init__(self, lake: Lake, run_id: str, instances: set[str], replace: set[tuple[str, int]] | None) -> None:
         self.lake = lake
-        self.version = version
-        self.path = lake.versions / version
-        if self.path.exists():
-            shutil.rmtree(self.path)
-        self.path.mkdir(parents=True)
-        self.base = base
+        self.store = lake.store
+        self.run_id = run_id
+        self.instances = instances
         self.replace = replace
-        self.touched: set[tuple[str, str]] = set()  # (instance_id, execution_month) partitions written here
+        self.touched: set[tuple[str, str]] = set()  # (instance_id, execution_month) partitions rewritten
         self._writers: dict[tuple[str, str, str], _PartitionWriter] = {}
         self._closed: set[tuple[str, str, str]] = set()
+        self._staged: list[str] = []  # published paths (relative to the root) staged for the listed tables
+
+    def _staging(self, relative: str) -> str:
+        return f"{STAGING}/{self.run_id}/{relative}"
 
     def _writer(self, table: Table, instance_id: str, month: str) -> _PartitionWriter:
         key = (table.name, instance_id, month)
         if key in self._closed:
             raise LoadError(f"rows for {key} arrived after its file was finished: batches out of order")
+        if instance_id not in self.instances:
+            raise LoadError(f"rows of instance {instance_id}, which this load does not own")
         writer = self._writers.get(key)
         if writer is None:
-            folder = self.path / table.name / f"instance_id={instance_id}" / f"execution_month={month}"
-            schema = pa.schema([f for f in table.schema if f.name not in PARTITION_COLUMNS])
-            writer = self._writers[key] = _PartitionWriter(folder / f"part-{self.version}.parquet", schema)
+            relative = "/".join([*partition_parts(table, instance_id, month), PART])
+            writer = _PartitionWriter(self.store, self._staging(relative), file_schema(table))
+            self._writers[key] = writer
         return writer
 
     def begin_batch(self, fetches: list[Fetch]) -> None:
@@ -200,69 +240,123 @@ class LakeVersion:
             self._writer(table, instance_id, month).write(part.drop_columns(list(PARTITION_COLUMNS)))
 
     def _carry_over(self) -> None:
-        """Partitions not touched: hard links. Touched ones: their old rows, minus replaced executions."""
-        if self.base is None or self.replace is None:
+        """In an update, each partition being rewritten keeps its old rows, minus the replaced executions."""
+        if self.replace is None:
             return
-        for name, table in TABLES.items():
-            if not table.partitioned or not (self.base / name).exists():
+        for table in TABLES.values():
+            if not table.partitioned:
                 continue
-            for old in sorted((self.base / name).glob("instance_id=*/execution_month=*/*.parquet")):
-                instance_id = old.parent.parent.name.removeprefix("instance_id=")
-                month = old.parent.name.removeprefix("execution_month=")
-                if instance_id == EMPTY:
-                    continue  # a placeholder: made again if still needed
+            for instance_id in sorted(self.instances):
                 ids = sorted(e for i, e in self.replace if i == instance_id)
-                # an execution can move partition (its created_at was unknown, then known): a file that may
-                # hold a replaced execution is filtered even when no new row lands in its partition
-                if (instance_id, month) not in self.touched and not _may_hold(old, ids):
-                    target = self.path / old.relative_to(self.base)
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    os.link(old, target)
-                    continue
-                replaced = pa.array(ids, pa.int64())
-                writer = self._writer(table, instance_id, month)
-                for record_batch in pq.ParquetFile(old).iter_batches(batch_size=ROW_GROUP_ROWS):
-                    keep = pc.invert(pc.is_in(record_batch.column("execution_id"), value_set=replaced))
-                    writer.write(pa.Table.from_batches([record_batch]).filter(keep))
+                for old in self.lake.instance_files(table, instance_id):
+                    month = parse_partition(old)["execution_month"]
+                    parquet = self.lake.open(old)
+                    # an execution can move partition (its created_at was unknown, then known): a file that may
+                    # hold a replaced execution is rewritten even when no new row lands in its partition
+                    if (instance_id, month) not in self.touched and not _may_hold(parquet, ids):
+                        continue
+                    self.touched.add((instance_id, month))
+                    replaced = pa.array(ids, pa.int64())
+                    writer = self._writer(table, instance_id, month)
+                    for record_batch in parquet.iter_batches(batch_size=ROW_GROUP_ROWS):
+                        keep = pc.invert(pc.is_in(record_batch.column("execution_id"), value_set=replaced))
+                        writer.write(pa.Table.from_batches([record_batch]).filter(keep))
+
+    def _stage_listed(self, listed: dict[str, pa.Table]) -> None:
+        """The small tables, one file per owned instance."""
+        for name, rows in listed.items():
+            table = TABLES[name]
+            rows = rows.cast(table.schema)
+            for instance_id in sorted(self.instances):
+                mine = rows.filter(pc.equal(rows["instance_id"], instance_id)).drop_columns(["instance_id"])
+                relative = "/".join([*partition_parts(table, instance_id, None), PART])
+                if mine.num_rows:
+                    writer = _PartitionWriter(self.store, self._staging(relative), file_schema(table))
+                    writer.write(mine)
+                    writer.close()
+                    self._staged.append(relative)
 
     def commit(self, listed: dict[str, pa.Table]) -> dict[str, int]:
-        """Finish every file, write the small tables built from the listings, and swap the lake."""
+        """Finish and stage every file, then publish: partitions, then the listed tables, then the record."""
         try:
             self._carry_over()
             for writer in self._writers.values():
                 writer.close()
-            self._placeholders()
-            for name, rows in listed.items():
-                path = self.path / name / f"part-{self.version}.parquet"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                pq.write_table(rows.cast(TABLES[name].schema), path, compression=COMPRESSION)
-                fsync_path(path)
+            self._stage_listed(listed)
+            self._publish()
         except OSError as exc:
-            raise LoadError(
-                f"could not write the lake at {self.path}: {exc.strerror or exc}", path=str(self.path)
-            ) from exc
-        rows = {name: 0 for name in TABLES}
-        for part in self.path.rglob("*.parquet"):
-            rows[part.relative_to(self.path).parts[0]] += pq.ParquetFile(part).metadata.num_rows
-        self.lake.commit(self.path)
-        return rows
+            raise LoadError(f"could not write the lake at {self.store.url}: {exc}", path=self.store.url) from exc
+        return self.lake.rows(self.instances)
+
+    def _publish(self) -> None:
+        staged = {
+            w.relative.removeprefix(f"{STAGING}/{self.run_id}/") for w in self._writers.values() if w.writer is not None
+        }
+        # what readers see now, for the instances this load owns
+        existing = {f for t in TABLES.values() for i in self.instances for f in self.lake.instance_files(t, i)}
+        listed = set(self._staged)
+        published = staged | listed
+        if self.replace is None:  # a rebuild: the staged files are the instances' whole tables
+            stale = existing - published
+        else:  # an update: the listed tables, and the rewritten partitions, that end with no row
+            stale = {
+                f
+                for f in existing - published
+                if not TABLES[f.split("/", 1)[0]].partitioned
+                or (parse_partition(f)["instance_id"], parse_partition(f)["execution_month"]) in self.touched
+            }
+        order = sorted(staged) + sorted(listed, key=lambda f: f.split("/", 1)[0] == EXECUTIONS.name)
+        for relative in order:
+            self.store.move(self._staging(relative), relative)
+        for relative in sorted(stale):
+            self.store.delete(relative)
+        self._placeholders()
+        for instance_id in sorted(self.instances):
+            record = {
+                "instance_id": instance_id,
+                "run_id": self.run_id,
+                "committed_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "kind": "rebuild" if self.replace is None else "update",
+                "files": sorted(f for f in (published | existing) - stale if f"/instance_id={instance_id}/" in f),
+            }
+            data = json.dumps(record, indent=1).encode()
+            self.store.write_bytes(data, COMMITS, f"instance_id={instance_id}.json")
+        self.store.delete_dir(STAGING, self.run_id)
 
     def _placeholders(self) -> None:
-        """A partitioned table with no rows at all still gets one (empty) file, in a partition named
-        ``__none__``: every table always has files, so the warehouse views never depend on which exist."""
+        """Every table always has one (empty) file, in a partition named ``__none__``, so that the warehouse
+        views never depend on which files exist. Every writer writes the same bytes, so races are harmless."""
         for table in TABLES.values():
-            folder = self.path / table.name
-            if table.partitioned and not any(folder.glob("*/*/*.parquet")):
-                path = folder / f"instance_id={EMPTY}" / f"execution_month={EMPTY}" / "part-empty.parquet"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                schema = pa.schema([f for f in table.schema if f.name not in PARTITION_COLUMNS])
-                pq.write_table(schema.empty_table(), path, compression=COMPRESSION)
+            relative = "/".join([*partition_parts(table, EMPTY, EMPTY), PART])
+            if not self.store.exists(relative):
+                sink = pa.BufferOutputStream()
+                pq.write_table(file_schema(table).empty_table(), sink, compression=COMPRESSION)
+                self.store.write_bytes(sink.getvalue().to_pybytes(), relative)
 
     def abort(self) -> None:
         for writer in self._writers.values():
             if writer.writer is not None:
-                writer.writer.close()
-        shutil.rmtree(self.path, ignore_errors=True)
+                with contextlib.suppress(OSError):
+                    writer.writer.close()
+        try:
+            self.store.delete_dir(STAGING, self.run_id)
+        except OSError as exc:
+            log.warning("could not remove %s/%s: %s (the next load will)", STAGING, self.run_id, exc)
+
+
+def _may_hold(parquet: pq.ParquetFile, execution_ids: list[int]) -> bool:
+    """Whether a Parquet file may hold rows of these executions, by its row groups' min/max statistics."""
+    if not execution_ids:
+        return False
+    meta = parquet.metadata
+    column = meta.schema.to_arrow_schema().get_field_index("execution_id")
+    for group in range(meta.num_row_groups):
+        stats = meta.row_group(group).column(column).statistics
+        if stats is None or not stats.has_min_max:
+            return True
+        if any(stats.min <= e <= stats.max for e in execution_ids):
+            return True
+    return False
 
 
 @dataclass
@@ -274,6 +368,7 @@ class LoadSummary:
     rows: dict[str, int] = field(default_factory=dict)
     version: str = ""
     elapsed_s: float = 0.0
+    instances: list[str] = field(default_factory=list)
 
     def line(self, stage: str) -> str:
         s = self.stats
@@ -281,22 +376,25 @@ class LoadSummary:
         return (
             f"{stage}: {self.executions_loaded} executions, {s.tasks} tasks, {s.artifacts} artifacts, {s.tags} tags "
             f"loaded ({s.duplicates} duplicate tasks dropped); rejects: {rejects}; lake now holds "
-            f"{self.rows.get('tasks', 0)} tasks in {self.rows.get('executions', 0)} executions; {self.elapsed_s:.1f} s"
+            f"{self.rows.get('tasks', 0)} tasks in {self.rows.get('executions', 0)} executions of "
+            f"{len(self.instances)} instance{'s' if len(self.instances) != 1 else ''}; {self.elapsed_s:.1f} s"
         )
 
 
 def lake_fetches(lake: Lake) -> dict[tuple[str, int], tuple[str, str | None]]:
-    """What the current lake says it loaded for each execution: (run id, the execution's status then)."""
-    current = lake.current()
-    folder = current / EXECUTIONS.name if current else None
-    if folder is None or not any(folder.glob("*.parquet")):
-        return {}
-    columns = ["instance_id", "execution_id", "tasks_run", "tasks_status"]
-    schema = pq.read_schema(next(folder.glob("*.parquet")))
-    rows = pq.read_table(folder, columns=[c for c in columns if c in schema.names]).to_pylist()
-    return {
-        (r["instance_id"], r["execution_id"]): (r["tasks_run"], r.get("tasks_status")) for r in rows if r["tasks_run"]
-    }
+    """What the lake says it loaded for each execution (every instance): (run id, the execution's status then)."""
+    fetched: dict[tuple[str, int], tuple[str, str | None]] = {}
+    for relative in lake.store.files(EXECUTIONS.name):
+        instance_id = parse_partition(relative).get("instance_id")
+        if not relative.endswith(".parquet") or instance_id in (None, EMPTY):
+            continue
+        parquet = lake.open(relative)
+        names = parquet.schema_arrow.names
+        columns = [c for c in ("execution_id", "tasks_run", "tasks_status") if c in names]
+        for r in parquet.read(columns=columns).to_pylist():
+            if r.get("tasks_run"):
+                fetched[(str(instance_id), r["execution_id"])] = (r["tasks_run"], r.get("tasks_status"))
+    return fetched
 
 
 def _loaded_fetches(lake: Lake, everything: list[Fetch]) -> dict[tuple[str, int], tuple[str, str | None]]:
@@ -316,40 +414,98 @@ def _behind(lake: Lake, everything: list[Fetch]) -> set[tuple[str, int]]:
     return {f.key for f in everything if loaded.get(f.key, ("", None))[0] != f.run_id}
 
 
+def open_lake(data_dir: Path, location: str | None = None, *, writer: bool = False) -> Lake:
+    """The lake of a data directory: ``location`` (a path or ``s3://``), or ``DATA_DIR/lake`` by default.
+    A ``writer`` (holding the data directory's lock) moves a lake of version 0.1 to this layout first."""
+    if location is None:
+        if (Path(data_dir) / "lake").is_symlink():
+            if not writer:
+                raise LoadError(
+                    f"the lake in {data_dir} has the layout of version 0.1: run 'swr-etl run' or 'swr-etl rebuild' "
+                    "once, which moves it"
+                )
+            _migrate_versioned_layout(Path(data_dir))
+        location = str(Path(data_dir) / "lake")
+    return Lake(open_store(location))
+
+
+def _migrate_versioned_layout(data_dir: Path) -> None:
+    """Lakes written before version 0.2 were ``lake -> .lake/<version>`` (a symlink swapped by each load),
+    with the small tables not partitioned. Move the current version into place as the lake, once."""
+    link = data_dir / "lake"
+    if not link.is_symlink():
+        return
+    current = link.resolve()
+    log.warning("moving the lake of %s to the layout of version 0.2 (once)", data_dir)
+    link.unlink()
+    if current.is_dir():
+        os.rename(current, link)
+    for table in TABLES.values():
+        folder = link / table.name
+        for old in sorted(folder.glob("*.parquet")):  # a small table, not partitioned yet
+            rows = pq.read_table(old)
+            for (instance_id,) in sorted(set(zip(rows["instance_id"].to_pylist(), strict=True))):
+                target = folder / f"instance_id={instance_id}" / PART
+                target.parent.mkdir(parents=True, exist_ok=True)
+                mine = rows.filter(pc.equal(rows["instance_id"], instance_id)).drop_columns(["instance_id"])
+                pq.write_table(mine.cast(file_schema(table)), target, compression=COMPRESSION)
+            old.unlink()
+        for old in sorted(folder.glob("instance_id=*/**/*.parquet")):
+            if old.name != PART:
+                old.rename(old.with_name(PART))  # one file per partition, named as this version names it
+    import shutil
+
+    shutil.rmtree(data_dir / ".lake", ignore_errors=True)
+
+
 def load_lake(
     data_dir: Path,
     *,
     version: str,
     only: Iterable[tuple[str, int]] | None = None,
+    instances: Iterable[str] = (),
+    lake_location: str | None = None,
     batch_tasks: int = DEFAULT_BATCH_TASKS,
 ) -> LoadSummary:
-    """Transform the raw landing and load it: every execution (``only=None``: a rebuild) or just ``only``."""
+    """Transform the raw landing and load it: every execution (``only=None``: a rebuild) or just ``only``.
+
+    The load owns ``instances`` (the run's scope), or every instance of the landing when none are given."""
+    from pipeline.lock import lake_instances
+
     started = time.monotonic()
     landing = Landing(data_dir)
-    everything = plan(landing)
-    lake = Lake(data_dir)
-    wanted = None if only is None else set(only) | _behind(lake, everything)
-    fetches = everything if wanted is None else [f for f in everything if f.key in wanted]
-    target = lake.begin(version, replace=None if only is None else [f.key for f in fetches])
-    summary = LoadSummary(executions_loaded=len(fetches), version=version)
-    try:
-        with Transformer() as transformer:
-            for group in batches(fetches, batch_tasks):
-                target.begin_batch(group)
-                stats = transformer.transform(group, target.write_rows)
-                summary.stats.add(stats)
-                log.info("transformed %d executions (%d tasks)", len(group), stats.tasks)
-        listed = {
-            INSTANCES.name: load_instances(landing),
-            POLICIES.name: load_policies(landing),
-            EXECUTIONS.name: load_executions(landing, _loaded_fetches(lake, everything)),
-        }
-        summary.rows = target.commit(listed)
-    except OSError as exc:  # a full disk, a file too large, a permission: the lake stays as it was
-        target.abort()
-        raise LoadError(f"could not write the lake in {data_dir}: {exc}", path=str(data_dir)) from exc
-    except BaseException:
-        target.abort()
-        raise
+    scope = set(instances)
+    everything = [f for f in plan(landing) if not scope or f.key[0] in scope]
+    listed = {
+        INSTANCES.name: load_instances(landing),
+        POLICIES.name: load_policies(landing),
+    }
+    owned = scope or (
+        {f.key[0] for f in everything}
+        | {m["instance_id"] for kind in ("policies", "executions") for m in landing.manifests(kind)}
+        | set(listed[INSTANCES.name]["instance_id"].to_pylist())
+    )
+    lake = open_lake(data_dir, lake_location, writer=True)
+    with lake_instances(lake.store, owned):
+        wanted = None if only is None else set(only) | _behind(lake, everything)
+        fetches = everything if wanted is None else [f for f in everything if f.key in wanted]
+        target = lake.begin(version, instances=owned, replace=None if only is None else [f.key for f in fetches])
+        summary = LoadSummary(executions_loaded=len(fetches), version=version)
+        try:
+            with Transformer() as transformer:
+                for group in batches(fetches, batch_tasks):
+                    target.begin_batch(group)
+                    stats = transformer.transform(group, target.write_rows)
+                    summary.stats.add(stats)
+                    log.info("transformed %d executions (%d tasks)", len(group), stats.tasks)
+            listed[EXECUTIONS.name] = load_executions(landing, _loaded_fetches(lake, everything))
+            summary.rows = target.commit(listed)
+        except OSError as exc:  # a full disk, a file too large, a permission: the lake stays as it was
+            target.abort()
+            raise LoadError(f"could not write the lake in {lake.store.url}: {exc}", path=lake.store.url) from exc
+        except BaseException:
+            target.abort()
+            raise
+    summary.instances = sorted(owned)
     summary.elapsed_s = round(time.monotonic() - started, 3)
     return summary

@@ -46,9 +46,9 @@ def _records(db: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
     return [dict(zip(columns, row, strict=True)) for row in relation.fetchall()]
 
 
-def collect(data_dir: Path, *, days: int = 30, top: int = 10) -> dict[str, Any]:
+def collect(data_dir: Path, *, lake: str | None = None, days: int = 30, top: int = 10) -> dict[str, Any]:
     """Everything the report shows, as plain data (the JSON format is exactly this)."""
-    with warehouse.connect(data_dir) as db:
+    with warehouse.connect(data_dir, lake) as db:
         (totals,) = _records(
             db,
             """
@@ -217,10 +217,10 @@ def _when(value: object) -> str:
     return "-" if value is None else str(value)
 
 
-def summary(data_dir: Path, *, width: int = 100) -> str:
+def summary(data_dir: Path, *, lake: str | None = None, width: int = 100) -> str:
     """What the lake holds, what was rejected and why, and what looks wrong, in a screenful of text."""
     lines: list[str] = []
-    with warehouse.connect(data_dir) as db:
+    with warehouse.connect(data_dir, lake) as db:
 
         def one(sql: str) -> tuple[object, ...]:
             rows = db.sql(sql).fetchall()

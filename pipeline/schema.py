@@ -14,9 +14,10 @@ import pyarrow as pa
 
 TS = pa.timestamp("us", tz="UTC")
 
-# the partition key of every table but ``executions``: the month the execution was created (``YYYY-MM``, or
-# ``unknown``). An execution's rows all live in one partition, so replacing an execution rewrites one
-# partition, and a query over recent months reads recent files only.
+# Every table is partitioned by instance: one run (one job) owns an instance's partitions, so runs for
+# different instances write one lake at once. The tables of tasks are partitioned by the month the execution
+# was created, too (``YYYY-MM``, or ``unknown``): an execution's rows all live in one partition, so replacing
+# an execution rewrites one partition, and a query over recent months reads recent files only.
 PARTITION_COLUMNS = ("instance_id", "execution_month")
 
 
@@ -24,9 +25,14 @@ PARTITION_COLUMNS = ("instance_id", "execution_month")
 class Table:
     name: str
     schema: pa.Schema
-    partitioned: bool
+    partitioned: bool  # by instance and execution month (the tables of tasks); else by instance only
     sort_by: tuple[str, ...]
     doc: str
+
+    @property
+    def partition_by(self) -> tuple[str, ...]:
+        """The hive partition columns, in folder order: in the path, not in the files."""
+        return PARTITION_COLUMNS if self.partitioned else PARTITION_COLUMNS[:1]
 
     @property
     def columns(self) -> list[str]:

@@ -2,12 +2,15 @@
 
 It holds no data, only views: one per lake table (explicit columns, in the schema's order) and one per file
 in ``sql/``. Any DuckDB client opens it read-only and sees the current lake without running anything:
-the views read ``DATA_DIR/lake/...``, which is the symlink every load swaps atomically.
+the views read the lake's partition files (``<lake>/<table>/instance_id=*/...``), each of which a load
+replaces whole.
 
-The views hold the data directory's absolute path. If the directory is moved, the next ``swr-etl`` command
-that uses the warehouse (``query``, ``rebuild``, ``run``) notices and rewrites the views; ``swr-etl
-rebuild --views-only`` does only that. The file itself is rebuilt under a temporary name and renamed into
-place, so a reader never sees it half-made.
+The views hold the lake's absolute location: a local path, or ``s3://bucket/prefix``. DuckDB reads S3 with
+its httpfs extension; ``swr-etl`` itself needs none: it hands DuckDB the lake's own pyarrow filesystem
+(:meth:`pipeline.storage.LakeStore.duckdb_filesystem`). If the data directory or the lake is moved, the next
+``swr-etl`` command that uses the warehouse (``query``, ``report``, ``rebuild``, ``run``) notices and rewrites
+the views; ``swr-etl rebuild --views-only`` does only that. The file itself is rebuilt under a temporary name
+and renamed into place, so a reader never sees it half-made.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ import duckdb
 import pyarrow as pa
 
 from pipeline.errors import SwrEtlError
-from pipeline.schema import PARTITION_COLUMNS, TABLES, Table
+from pipeline.schema import TABLES, Table
+from pipeline.storage import LakeStore
 
 log = logging.getLogger(__name__)
 
@@ -89,41 +93,49 @@ def duck_type(kind: pa.DataType) -> str:
     }[kind]
 
 
-def table_view_sql(table: Table, lake: Path) -> str:
+def table_view_sql(table: Table, store: LakeStore) -> str:
     """The view of one lake table: its columns in schema order, over its Parquet files (or empty, typed)."""
-    folder = lake / table.name
     columns = ", ".join(f'"{c}"' for c in table.columns)
-    if table.partitioned:
-        pattern = folder / "*" / "*" / "*.parquet"
-        has_files = any(folder.glob("*/*/*.parquet"))
-        hive = ", ".join(f"'{c}': 'VARCHAR'" for c in PARTITION_COLUMNS)
-        source = f"read_parquet('{_quote(pattern)}', hive_partitioning = true, hive_types = {{{hive}}})"
-    else:
-        pattern = folder / "*.parquet"
-        has_files = any(folder.glob("*.parquet"))
-        source = f"read_parquet('{_quote(pattern)}')"
-    if not has_files:
+    pattern = store.uri(table.name, *["*"] * len(table.partition_by), "*.parquet")
+    hive = ", ".join(f"'{c}': 'VARCHAR'" for c in table.partition_by)
+    source = f"read_parquet('{_quote(pattern)}', hive_partitioning = true, hive_types = {{{hive}}})"
+    if not any(f.endswith(".parquet") for f in store.files(table.name)):
         typed = ", ".join(f'CAST(NULL AS {duck_type(f.type)}) AS "{f.name}"' for f in table.schema)
         return f"CREATE VIEW {table.name} AS SELECT {typed} WHERE false"
     return f"CREATE VIEW {table.name} AS SELECT {columns} FROM {source}"
 
 
-def _quote(path: Path) -> str:
-    return str(path).replace("'", "''")
+def _quote(path: str) -> str:
+    return path.replace("'", "''")
 
 
-def build(data_dir: Path) -> Path:
-    """(Re)write ``warehouse.duckdb`` for the lake of ``data_dir``; returns its path."""
+def lake_store(data_dir: Path, location: str | None = None) -> LakeStore:
+    """The lake the warehouse of ``data_dir`` reads: ``location``, or ``DATA_DIR/lake``."""
+    from pipeline.load import open_lake
+
+    return open_lake(Path(data_dir).resolve(), location).store
+
+
+def attach_lake(db: duckdb.DuckDBPyConnection, store: LakeStore) -> None:
+    """Let a connection read a remote lake: the lake's own filesystem, registered for ``s3://``."""
+    filesystem = store.duckdb_filesystem()
+    if filesystem is not None and not db.filesystem_is_registered("s3"):
+        db.register_filesystem(filesystem)
+
+
+def build(data_dir: Path, location: str | None = None) -> Path:
+    """(Re)write ``warehouse.duckdb`` for the lake of ``data_dir`` (or at ``location``); returns its path."""
     data_dir = Path(data_dir).resolve()
-    lake = data_dir / "lake"
+    store = lake_store(data_dir, location)
     target = data_dir / WAREHOUSE
     tmp = data_dir / f".{WAREHOUSE}.{os.getpid()}.tmp"
     tmp.unlink(missing_ok=True)
     try:
         with duckdb.connect(str(tmp)) as db:
             db.execute("SET TimeZone = 'UTC'")
+            attach_lake(db, store)
             for table in TABLES.values():
-                db.execute(table_view_sql(table, lake))
+                db.execute(table_view_sql(table, store))
                 db.execute(f"COMMENT ON VIEW {table.name} IS '{table.doc}'")
             for view in sql_views():
                 try:
@@ -136,7 +148,7 @@ def build(data_dir: Path) -> Path:
                 db.execute(f"COMMENT ON VIEW {view.name} IS '{view.question.replace(chr(39), chr(39) * 2)}'")
             db.execute(
                 "CREATE TABLE _swr_etl_meta AS SELECT $dir AS data_dir, $fp AS fingerprint",
-                {"dir": str(data_dir), "fp": fingerprint()},
+                {"dir": str(data_dir), "fp": fingerprint(store)},
             )
         os.replace(tmp, target)
     except (OSError, duckdb.Error) as exc:
@@ -147,26 +159,28 @@ def build(data_dir: Path) -> Path:
     return target
 
 
-def ensure(data_dir: Path) -> Path:
+def ensure(data_dir: Path, location: str | None = None) -> Path:
     """The warehouse of ``data_dir``, rebuilt first if it is missing or was made for another location."""
     data_dir = Path(data_dir).resolve()
     target = data_dir / WAREHOUSE
-    if not (data_dir / "lake").exists():
-        raise WarehouseError(f"no lake in {data_dir}: run 'swr-etl run' or 'swr-etl rebuild' first")
+    store = lake_store(data_dir, location)
+    if not store.exists("executions"):
+        raise WarehouseError(f"no lake at {store.url}: run 'swr-etl run' or 'swr-etl rebuild' first")
     try:
         with duckdb.connect(str(target), read_only=True) as db:
             row = db.execute("SELECT data_dir, fingerprint FROM _swr_etl_meta").fetchall()
-        if row and row[0] == (str(data_dir), fingerprint()):
+        if row and row[0] == (str(data_dir), fingerprint(store)):
             return target
-        log.warning("the data directory moved, or the views changed: rewriting the warehouse of %s", data_dir)
+        log.warning("the data directory or lake moved, or the views changed: rewriting the warehouse of %s", data_dir)
     except duckdb.Error:
         log.info("building the warehouse for %s", data_dir)
-    return build(data_dir)
+    return build(data_dir, location)
 
 
-def fingerprint() -> str:
-    """What the views are made of (table schemas and sql/ files): a warehouse made from others is rebuilt."""
-    digest = hashlib.sha256()
+def fingerprint(store: LakeStore) -> str:
+    """What the views are made of (the lake's location, table schemas and sql/ files): a warehouse made from
+    others is rebuilt."""
+    digest = hashlib.sha256(store.url.encode())
     for table in TABLES.values():
         digest.update(f"{table.name}:{table.schema}".encode())
     for view in sql_views():
@@ -174,8 +188,9 @@ def fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-def connect(data_dir: Path) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to the warehouse (rebuilt first if needed), in UTC."""
-    db = duckdb.connect(str(ensure(data_dir)), read_only=True)
+def connect(data_dir: Path, location: str | None = None) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the warehouse (rebuilt first if needed), in UTC, able to read its lake."""
+    db = duckdb.connect(str(ensure(data_dir, location)), read_only=True)
     db.execute("SET TimeZone = 'UTC'")
+    attach_lake(db, lake_store(data_dir, location))
     return db

@@ -116,10 +116,8 @@ def rows(data_dir: Path, table: str, order: str) -> list[dict[str, Any]]:
     t = TABLES[table]
     db = duckdb.connect()
     db.execute("SET TimeZone = 'UTC'")
-    if t.partitioned:
-        source = f"read_parquet('{data_dir}/lake/{table}/*/*/*.parquet', hive_partitioning = true)"
-    else:
-        source = f"read_parquet('{data_dir}/lake/{table}/*.parquet')"
+    pattern = "/".join([str(data_dir / "lake" / table), *["*"] * len(t.partition_by), "*.parquet"])
+    source = f"read_parquet('{pattern}', hive_partitioning = true)"
     if not list((data_dir / "lake" / table).rglob("*.parquet")):
         return []
     result = db.sql(f"SELECT {', '.join(t.columns)} FROM {source} ORDER BY {order}")

@@ -1,0 +1,161 @@
+"""One lake, many writers: each load owns its instances' partitions, stages everything, then publishes.
+
+Runs for different instances write one lake at the same time; a load cut short while publishing leaves whole
+partition files and the next run finishes the job; a lake of version 0.1 (a symlink to versions) moves once.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from conftest import ROOT, run_cli, sandbox_env
+from test_load_e2e import query, snapshot
+
+from pipeline.load import load_lake
+from pipeline.sandbox import SandboxConfig, SandboxServer
+from pipeline.schema import TABLES
+from pipeline.storage import LakeStore
+
+
+def instance_ids(server: SandboxServer) -> list[str]:
+    return sorted(i["id"] for i in server.truth()["instances"])
+
+
+def only(rows: dict[str, list[tuple[Any, ...]]], instances: set[str]) -> dict[str, list[tuple[Any, ...]]]:
+    """The rows of some instances (every table's first column is instance_id)."""
+    assert all(t.columns[0] == "instance_id" for t in TABLES.values())
+    return {name: [r for r in table if r[0] in instances] for name, table in rows.items()}
+
+
+def test_two_runs_for_two_instances_write_one_lake_at_once(tmp_path: Path) -> None:
+    with SandboxServer(SandboxConfig(seed=5, scale=1.0)) as server:
+        first, second = instance_ids(server)[:2]
+        reference = tmp_path / "reference"
+        assert run_cli(["run"], sandbox_env(server, reference)).returncode == 0
+        lake = tmp_path / "shared-lake"
+        jobs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "pipeline", "run", "--instance-id", iid, "--lake", str(lake)],
+                env=sandbox_env(server, tmp_path / f"job-{n}"),
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for n, iid in enumerate((first, second))
+        ]
+        outputs = [job.communicate(timeout=240) for job in jobs]
+        for job, (out, err) in zip(jobs, outputs, strict=True):
+            assert job.returncode == 0, err
+            assert "of 1 instance;" in out
+    expected = only(snapshot(reference), {first, second})
+    assert all(expected[name] for name in ("tasks", "tags", "executions")), "the sandbox world is empty"
+    # each job's warehouse reads the whole shared lake: both instances, exactly as one run wrote them
+    for n in range(2):
+        assert snapshot(tmp_path / f"job-{n}") == expected
+    commits = sorted(p.name for p in (lake / "_commits").iterdir())
+    assert commits == [f"instance_id={first}.json", f"instance_id={second}.json"]
+
+
+def test_a_second_load_of_the_same_instance_is_refused_while_the_first_runs(tmp_path: Path) -> None:
+    with SandboxServer(SandboxConfig(seed=5, scale=0.3)) as server:
+        iid = instance_ids(server)[0]
+        lake = tmp_path / "lake-shared"
+        holder = subprocess.Popen(
+            [sys.executable, "-c", "import sys, time\nfrom pipeline.lock import lake_instances\n"
+             "from pipeline.storage import open_store\n"
+             "with lake_instances(open_store(sys.argv[1]), {sys.argv[2]}):\n"
+             "    print('held', flush=True); time.sleep(60)",
+             str(lake), iid],
+            cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+            result = run_cli(["run", "--instance-id", iid, "--lake", str(lake)], sandbox_env(server, tmp_path / "a"))
+            assert result.returncode == 1
+            assert f"error: another swr-etl is loading instance {iid} (pid {holder.pid}, " in result.stderr
+            # another instance is free to load meanwhile
+            other = instance_ids(server)[1]
+            result = run_cli(["run", "--instance-id", other, "--lake", str(lake)], sandbox_env(server, tmp_path / "b"))
+            assert result.returncode == 0, result.stderr
+        finally:
+            holder.kill()
+            holder.wait()
+
+
+def test_a_load_cut_short_while_publishing_leaves_whole_files_and_the_next_run_finishes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with SandboxServer(SandboxConfig(seed=6, scale=1.0)) as server:
+        env = sandbox_env(server, tmp_path)
+        assert run_cli(["run"], env).returncode == 0
+        before = snapshot(tmp_path)
+        shutil.rmtree(tmp_path / "lake")  # lost: the raw landing is all there is
+        moves = 0
+        real_move = LakeStore.move
+
+        def crash_after_five(self: LakeStore, source: str, target: str) -> None:
+            nonlocal moves
+            if moves == 5:
+                raise KeyboardInterrupt  # as good as a kill: no cleanup of what is published
+            moves += 1
+            real_move(self, source, target)
+
+        monkeypatch.setattr(LakeStore, "move", crash_after_five)
+        with pytest.raises(KeyboardInterrupt):
+            load_lake(tmp_path, version="20261129T050000000Z-abcdef")
+        monkeypatch.undo()
+        published = sorted((tmp_path / "lake").rglob("*.parquet"))
+        assert len(published) == 5, "the crash was not in the middle of publishing"
+        for path in published:  # each published file is whole: readable, with its rows
+            assert pq.ParquetFile(path).metadata.num_rows > 0
+        assert not (tmp_path / "lake" / "executions").exists(), "executions are published last"
+        result = run_cli(["run"], env)
+        assert result.returncode == 0, result.stderr
+        assert snapshot(tmp_path) == before
+        total = server.truth()["totals"]["tasks"]
+    assert query(tmp_path, "SELECT count(*) FROM tasks") == [(total,)]
+
+
+def test_a_lake_of_version_0_1_moves_to_this_layout_once(tmp_path: Path) -> None:
+    """Version 0.1: ``lake -> .lake/<version>``, and instances, policies and executions in one file each."""
+    with SandboxServer(SandboxConfig(seed=7, scale=0.5)) as server:
+        env = sandbox_env(server, tmp_path)
+        assert run_cli(["run"], env).returncode == 0
+        before = snapshot(tmp_path)
+        old = tmp_path / ".lake" / "20261101T000000000Z-000000"
+        old.parent.mkdir()
+        shutil.move(tmp_path / "lake", old)
+        shutil.rmtree(old / "_commits")
+        for table in TABLES.values():
+            for path in (old / table.name).rglob("*.parquet"):
+                path.rename(path.with_name(f"part-{old.name}.parquet"))
+            if table.partitioned:
+                continue
+            files = sorted((old / table.name).glob("instance_id=*/*.parquet"))
+            parts = []
+            for path in files:
+                rows = pq.read_table(path)
+                iid = path.parent.name.removeprefix("instance_id=")
+                if iid != "__none__":
+                    parts.append(rows.add_column(0, "instance_id", pc.cast([iid] * rows.num_rows, "string")))
+                shutil.rmtree(path.parent)
+            import pyarrow as pa
+
+            pq.write_table(pa.concat_tables(parts).cast(table.schema), old / table.name / f"part-{old.name}.parquet")
+        (tmp_path / "lake").symlink_to(old.relative_to(tmp_path))
+        # a reader is told what to do; it does not move the lake itself
+        result = run_cli(["query", "SELECT count(*) FROM tasks"], env)
+        assert result.returncode == 1
+        assert "has the layout of version 0.1: run 'swr-etl run' or 'swr-etl rebuild' once" in result.stderr
+        result = run_cli(["run"], env)
+        assert result.returncode == 0, result.stderr
+        assert not (tmp_path / "lake").is_symlink() and not (tmp_path / ".lake").exists()
+        assert snapshot(tmp_path) == before
