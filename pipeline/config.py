@@ -227,10 +227,11 @@ def resolve_settings(
     for iid in values.get("instance_ids", ()):
         if not SAFE_ID.match(iid):
             problems.append(f"instance id {iid!r} has characters that are not allowed")
-    if "://" in str(values.get("data_dir", "")):
+    data_dir = str(values.get("data_dir", ""))
+    if re.match(r"[a-zA-Z][a-zA-Z0-9+.-]+:/", data_dir):  # a URL (Path made its :// into :/)
         problems.append(
-            f"--data-dir {values['data_dir']} must be a local folder (the raw landing and the warehouse are local "
-            "files): put the lake on object storage with --lake s3://bucket/prefix"
+            f"--data-dir {data_dir.replace(':/', '://', 1)} must be a local folder (the raw landing and the "
+            "warehouse are local files): put the lake on object storage with --lake s3://bucket/prefix"
         )
     if values.get("lake"):
         from pipeline.storage import open_store

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from pipeline.client import ApiResponse, SwrClient
 from pipeline.config import Settings
-from pipeline.errors import ApiError, AuthError, BadResponseError, SwrEtlError
+from pipeline.errors import ApiError, AuthError, BadResponseError, LandingError, SwrEtlError
 from pipeline.landing import FetchWriter, Landing, PageRecord, new_run_id
 from pipeline.paging import MAX_LIMIT, OffsetPaginator, iterate_pages
 
@@ -246,7 +246,11 @@ class Extractor:
         landing was lost or pruned. The landing's manifests, when present, take precedence."""
         from pipeline.load import lake_fetches, open_lake  # the lake's own reader of its state
 
-        return dict(lake_fetches(open_lake(self.settings.data_dir, self.settings.lake, writer=True)))
+        lake = open_lake(self.settings.data_dir, self.settings.lake, writer=True)
+        try:
+            return dict(lake_fetches(lake))
+        except OSError as exc:
+            raise LandingError(f"could not read the lake at {lake.store.url}: {exc}", path=lake.store.url) from exc
 
     # -- tasks -------------------------------------------------------------------------------------
     def _open(self, ref: ExecutionRef) -> _Job:

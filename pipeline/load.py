@@ -119,11 +119,14 @@ class _PartitionWriter:
             self.writer = pq.ParquetWriter(path, self.schema, compression=COMPRESSION, filesystem=self.store.fs)
         self.writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
 
+    closed: bool = False
+
     def close(self) -> None:
-        if self.writer is not None:
+        if self.writer is not None and not self.closed:
             self.writer.close()
             if not self.store.remote:
                 _fsync(self.store.path(self.relative))
+        self.closed = True
 
 
 def _fsync(path: str) -> None:
@@ -201,7 +204,6 @@ class LakeLoad:
         self.replace = replace
         self.touched: set[tuple[str, str]] = set()  # (instance_id, execution_month) partitions rewritten
         self._writers: dict[tuple[str, str, str], _PartitionWriter] = {}
-        self._closed: set[tuple[str, str, str]] = set()
         self._staged: list[str] = []  # published paths (relative to the root) staged for the listed tables
 
     def _staging(self, relative: str) -> str:
@@ -209,11 +211,11 @@ class LakeLoad:
 
     def _writer(self, table: Table, instance_id: str, month: str) -> _PartitionWriter:
         key = (table.name, instance_id, month)
-        if key in self._closed:
-            raise LoadError(f"rows for {key} arrived after its file was finished: batches out of order")
         if instance_id not in self.instances:
             raise LoadError(f"rows of instance {instance_id}, which this load does not own")
         writer = self._writers.get(key)
+        if writer is not None and writer.closed:
+            raise LoadError(f"rows for {key} arrived after its file was finished: batches out of order")
         if writer is None:
             relative = "/".join([*partition_parts(table, instance_id, month), PART])
             writer = _PartitionWriter(self.store, self._staging(relative), file_schema(table))
@@ -229,9 +231,9 @@ class LakeLoad:
         if self.replace is not None or not fetches:
             return  # an update adds old rows at commit: every file stays open until then
         first = min(f.partition for f in fetches)
-        for key in [k for k in self._writers if (k[1], k[2]) < first]:
-            self._writers.pop(key).close()
-            self._closed.add(key)
+        for key, writer in self._writers.items():
+            if (key[1], key[2]) < first and not writer.closed:
+                writer.close()  # its file stays staged: published with the others at commit
 
     def write_rows(self, table: Table, rows: pa.Table) -> None:
         """Append rows to the files of their partitions."""

@@ -8,6 +8,7 @@ URL, so that they never reach a log line or the warehouse):
     AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL   e.g. https://obs.cn-north-4.myhuaweicloud.com (absent: AWS)
     AWS_REGION or AWS_DEFAULT_REGION          e.g. cn-north-4
     AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN   (or any source of the AWS default chain)
+    SWR_ETL_S3_VIRTUAL_HOSTED=true            virtual-hosted requests (default with an endpoint: path-style)
 
 What each store guarantees, and what the lake builds on it (see ``pipeline.load``): a local rename replaces a
 file atomically; an S3 PUT (or the completion of a multipart upload) replaces an object atomically, and a
@@ -21,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -121,7 +123,66 @@ class LakeStore:
             protocol = "s3"
             root_marker = ""
 
+            def _open(self, path: str, mode: str = "rb", *args: Any, **kwargs: Any) -> Any:
+                if mode != "rb":
+                    return super()._open(path, mode, *args, **kwargs)
+                return _SharedReader(self.fs.open_input_file(path))
+
         return _S3(self.fs)
+
+
+class _SharedReader:
+    """One remote file read by several DuckDB threads at once. DuckDB seeks and then reads on a handle it
+    shares between threads, and pyarrow lets go of the GIL inside a read, so with one position per file a
+    thread could read from where another had just seeked to (seen: a read of 544,287 bytes that returned none).
+    Here each thread has its own position, and every read is a positional read (``read_at``), which is safe."""
+
+    def __init__(self, source: Any) -> None:
+        self._source = source
+        self._size = source.size()
+        self._local = threading.local()
+
+    def _pos(self) -> int:
+        return int(getattr(self._local, "pos", 0))
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos(), 2: self._size}[whence]
+        self._local.pos = base + offset
+        return self._local.pos  # type: ignore[no-any-return]
+
+    def tell(self) -> int:
+        return self._pos()
+
+    def read(self, nbytes: int = -1) -> bytes:
+        pos = self._pos()
+        count = self._size - pos if nbytes is None or nbytes < 0 else min(nbytes, self._size - pos)
+        if count <= 0:
+            return b""
+        data = self._source.read_at(count, pos)
+        self._local.pos = pos + len(data)
+        return bytes(data)
+
+    def size(self) -> int:
+        return int(self._size)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._source.close()
+
+    @property
+    def closed(self) -> bool:
+        return bool(self._source.closed)
+
+    def __enter__(self) -> _SharedReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _fsync(path: str) -> None:
@@ -155,12 +216,15 @@ def open_store(location: str, environ: dict[str, str] | None = None) -> LakeStor
         "connect_timeout": 10,
         "request_timeout": 60,
         "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=6),
+        "background_writes": False,
     }
     if endpoint:
         options["endpoint_override"] = endpoint
         options["scheme"] = urlsplit(endpoint).scheme or "https"
     if region:
         options["region"] = region
+    if env.get("SWR_ETL_S3_VIRTUAL_HOSTED", "").strip().lower() in ("1", "true", "yes", "on"):
+        options["force_virtual_addressing"] = True  # bucket.endpoint/key instead of endpoint/bucket/key
     fs = pafs.S3FileSystem(**options)
     root = f"{bucket}/{prefix}" if prefix else bucket
     return LakeStore(url=f"s3://{root}", fs=fs, root=root)

@@ -164,7 +164,11 @@ def ensure(data_dir: Path, location: str | None = None) -> Path:
     data_dir = Path(data_dir).resolve()
     target = data_dir / WAREHOUSE
     store = lake_store(data_dir, location)
-    if not store.exists("executions"):
+    try:
+        found = store.exists("executions")
+    except OSError as exc:
+        raise WarehouseError(f"could not read the lake at {store.url}: {exc}") from exc
+    if not found:
         raise WarehouseError(f"no lake at {store.url}: run 'swr-etl run' or 'swr-etl rebuild' first")
     try:
         with duckdb.connect(str(target), read_only=True) as db:

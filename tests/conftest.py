@@ -83,3 +83,60 @@ def all_landed_text(data_dir: Path) -> str:
 def sandbox() -> Iterator[SandboxServer]:
     with SandboxServer(SandboxConfig(seed=7, scale=0.5)) as server:
         yield server
+
+
+class S3Server:
+    """A real S3-compatible server (moto's) on a loopback port, with a bucket per test."""
+
+    ACCESS_KEY = "AKIASWRETLTESTKEY001"
+    SECRET_KEY = "s3-secret-that-must-never-be-printed-7f3a9c"
+
+    def __init__(self) -> None:
+        import logging
+
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+        self._buckets = 0
+
+    def env(self) -> dict[str, str]:
+        """What a client needs to reach it: the variables every S3 tool reads."""
+        return {
+            "AWS_ENDPOINT_URL_S3": self.endpoint,
+            "AWS_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": self.ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": self.SECRET_KEY,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+
+    def bucket(self) -> str:
+        import pyarrow.fs as pafs
+
+        self._buckets += 1
+        name = f"lake-{self._buckets}"
+        fs = pafs.S3FileSystem(
+            endpoint_override=self.endpoint,
+            scheme="http",
+            region="us-east-1",
+            access_key=self.ACCESS_KEY,
+            secret_key=self.SECRET_KEY,
+            allow_bucket_creation=True,
+        )
+        fs.create_dir(name)
+        return name
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    server = S3Server()
+    try:
+        yield server
+    finally:
+        server.stop()
