@@ -248,7 +248,7 @@ class Extractor:
 
         lake = open_lake(self.settings.data_dir, self.settings.lake, writer=True)
         try:
-            return dict(lake_fetches(lake))
+            return dict(lake_fetches(lake, self.settings.instance_ids))
         except OSError as exc:
             raise LandingError(f"could not read the lake at {lake.store.url}: {exc}", path=lake.store.url) from exc
 

@@ -151,9 +151,6 @@ class Lake:
     def instance_files(self, table: Table, instance_id: str) -> list[str]:
         return [f for f in self.store.files(table.name, f"instance_id={instance_id}") if f.endswith(".parquet")]
 
-    def has_data(self) -> bool:
-        return self.store.exists(EXECUTIONS.name)
-
     def open(self, path: str) -> pq.ParquetFile:
         return pq.ParquetFile(self.store.fs.open_input_file(self.store.path(path)))
 
@@ -173,10 +170,31 @@ class Lake:
             owners.add(parse_partition(relative.split("/", 1)[-1]).get("instance_id", ""))
             mtime = info.mtime.timestamp() if info.mtime else time.time()
             runs[run] = (owners, max(newest, mtime))
+        if not self.store.remote:  # a run killed after its last move leaves empty folders
+            for info in self.store.fs.get_file_info(FileSelector(selector_root, allow_not_found=True)):
+                if info.type == FileType.Directory:
+                    runs.setdefault(info.base_name, (set(), info.mtime.timestamp() if info.mtime else time.time()))
         for run, (owners, newest) in runs.items():
-            if owners <= instances or time.time() - newest > STALE_STAGING_S:
+            age = time.time() - newest
+            # an empty folder may be a live run's that has not written its first file yet: wait a little
+            if (owners and owners <= instances) or (not owners and age > 600) or age > STALE_STAGING_S:
                 log.info("removing %s/%s, left by a load that did not finish", STAGING, run)
                 self.store.delete_dir(STAGING, run)
+
+    def unfinished_rebuilds(self, instances: set[str]) -> list[str]:
+        """Instances whose last load was a rebuild that did not finish publishing (its record says so)."""
+        found = []
+        for instance_id in sorted(instances):
+            name = f"instance_id={instance_id}.json"
+            if not self.store.exists(COMMITS, name):
+                continue
+            try:
+                record = json.loads(self.store.read_bytes(COMMITS, name))
+            except ValueError:
+                record = {"state": "publishing", "kind": "rebuild"}  # unreadable: assume the worst
+            if record.get("state") == "publishing" and record.get("kind") == "rebuild":
+                found.append(instance_id)
+        return found
 
     def begin(self, run_id: str, *, instances: set[str], replace: Iterable[tuple[str, int]] | None) -> LakeLoad:
         """Start loading ``instances``. ``replace``: the executions being loaded; None rewrites them (rebuild)."""
@@ -205,6 +223,7 @@ class LakeLoad:
         self.touched: set[tuple[str, str]] = set()  # (instance_id, execution_month) partitions rewritten
         self._writers: dict[tuple[str, str, str], _PartitionWriter] = {}
         self._staged: list[str] = []  # published paths (relative to the root) staged for the listed tables
+        self._copied: set[str] = set()  # files whose rows an update copied into a staged file (or dropped)
 
     def _staging(self, relative: str) -> str:
         return f"{STAGING}/{self.run_id}/{relative}"
@@ -242,36 +261,53 @@ class LakeLoad:
             self._writer(table, instance_id, month).write(part.drop_columns(list(PARTITION_COLUMNS)))
 
     def _carry_over(self) -> None:
-        """In an update, each partition being rewritten keeps its old rows, minus the replaced executions."""
+        """In an update, each partition being rewritten keeps its old rows, minus the replaced executions.
+
+        A partition is rewritten when new rows land in it, or when any of its files (of any table) may hold a
+        replaced execution: an execution can move partition (its created_at was unknown, then known). The
+        set is settled first, across all tables, and then every file of those partitions is copied forward,
+        so that no file is dropped unread."""
         if self.replace is None:
             return
+        files: list[tuple[Table, str, str, str]] = []  # (table, instance, month, path)
         for table in TABLES.values():
             if not table.partitioned:
                 continue
             for instance_id in sorted(self.instances):
-                ids = sorted(e for i, e in self.replace if i == instance_id)
                 for old in self.lake.instance_files(table, instance_id):
-                    month = parse_partition(old)["execution_month"]
-                    parquet = self.lake.open(old)
-                    # an execution can move partition (its created_at was unknown, then known): a file that may
-                    # hold a replaced execution is rewritten even when no new row lands in its partition
-                    if (instance_id, month) not in self.touched and not _may_hold(parquet, ids):
+                    month = parse_partition(old).get("execution_month")
+                    if month is None:
+                        log.warning("ignoring %s: not in an execution_month partition", old)
                         continue
-                    self.touched.add((instance_id, month))
-                    replaced = pa.array(ids, pa.int64())
-                    writer = self._writer(table, instance_id, month)
-                    for record_batch in parquet.iter_batches(batch_size=ROW_GROUP_ROWS):
-                        keep = pc.invert(pc.is_in(record_batch.column("execution_id"), value_set=replaced))
-                        writer.write(pa.Table.from_batches([record_batch]).filter(keep))
+                    files.append((table, instance_id, month, old))
+        for _, instance_id, month, old in files:
+            if (instance_id, month) not in self.touched and _may_hold(self.lake.open(old), self._ids(instance_id)):
+                self.touched.add((instance_id, month))
+        for table, instance_id, month, old in files:
+            if (instance_id, month) not in self.touched:
+                continue
+            replaced = pa.array(self._ids(instance_id), pa.int64())
+            writer = self._writer(table, instance_id, month)
+            for record_batch in self.lake.open(old).iter_batches(batch_size=ROW_GROUP_ROWS):
+                keep = pc.invert(pc.is_in(record_batch.column("execution_id"), value_set=replaced))
+                writer.write(pa.Table.from_batches([record_batch]).filter(keep))
+            self._copied.add(old)
+
+    def _ids(self, instance_id: str) -> list[int]:
+        return sorted(e for i, e in self.replace or () if i == instance_id)
 
     def _stage_listed(self, listed: dict[str, pa.Table]) -> None:
-        """The small tables, one file per owned instance."""
+        """The small tables, one file per owned instance. In an update the lake's rows that the landing no
+        longer has (a new or pruned landing, a failed listing) stay: the landing's newest record wins per key,
+        and ``first_seen_run`` is the earlier of the two. A rebuild is the landing's alone."""
         for name, rows in listed.items():
             table = TABLES[name]
             rows = rows.cast(table.schema)
             for instance_id in sorted(self.instances):
                 mine = rows.filter(pc.equal(rows["instance_id"], instance_id)).drop_columns(["instance_id"])
                 relative = "/".join([*partition_parts(table, instance_id, None), PART])
+                if self.replace is not None and self.store.exists(relative):
+                    mine = _merge_listed(table, self.lake.open(relative).read(), mine)
                 if mine.num_rows:
                     writer = _PartitionWriter(self.store, self._staging(relative), file_schema(table))
                     writer.write(mine)
@@ -298,32 +334,41 @@ class LakeLoad:
         existing = {f for t in TABLES.values() for i in self.instances for f in self.lake.instance_files(t, i)}
         listed = set(self._staged)
         published = staged | listed
-        if self.replace is None:  # a rebuild: the staged files are the instances' whole tables
-            stale = existing - published
-        else:  # an update: the listed tables, and the rewritten partitions, that end with no row
-            stale = {
-                f
-                for f in existing - published
-                if not TABLES[f.split("/", 1)[0]].partitioned
-                or (parse_partition(f)["instance_id"], parse_partition(f)["execution_month"]) in self.touched
-            }
-        order = sorted(staged) + sorted(listed, key=lambda f: f.split("/", 1)[0] == EXECUTIONS.name)
-        for relative in order:
+        # a rebuild: the staged files are the instances' whole tables; an update: the files it copied (and
+        # filtered) that end with no row, and never a small table's
+        stale = existing - published if self.replace is None else self._copied - published
+
+        def small(path: str) -> bool:
+            return not TABLES[path.split("/", 1)[0]].partitioned
+
+        # Crash-safe order. Until the executions files are published, the executions being loaded still say
+        # they need loading, so a cut-short update is finished by the next run (``_behind``); a cut-short
+        # rebuild is told by its record below, and the next load of the instance is a rebuild.
+        self._record("publishing", [])
+        for relative in sorted(staged):
             self.store.move(self._staging(relative), relative)
-        for relative in sorted(stale):
+        for relative in sorted(f for f in stale if not small(f)):
+            self.store.delete(relative)
+        for relative in sorted(listed, key=lambda f: (f.split("/", 1)[0] == EXECUTIONS.name, f)):
+            self.store.move(self._staging(relative), relative)
+        for relative in sorted(f for f in stale if small(f)):
             self.store.delete(relative)
         self._placeholders()
+        self._record("committed", sorted((published | existing) - stale))
+        self.store.delete_dir(STAGING, self.run_id)
+
+    def _record(self, state: str, files: list[str]) -> None:
+        """``_commits/instance_id=I.json``: what the last load of the instance did, or is doing."""
         for instance_id in sorted(self.instances):
             record = {
                 "instance_id": instance_id,
                 "run_id": self.run_id,
-                "committed_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "state": state,
+                "at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "kind": "rebuild" if self.replace is None else "update",
-                "files": sorted(f for f in (published | existing) - stale if f"/instance_id={instance_id}/" in f),
+                "files": [f for f in files if f"/instance_id={instance_id}/" in f],
             }
-            data = json.dumps(record, indent=1).encode()
-            self.store.write_bytes(data, COMMITS, f"instance_id={instance_id}.json")
-        self.store.delete_dir(STAGING, self.run_id)
+            self.store.write_bytes(json.dumps(record, indent=1).encode(), COMMITS, f"instance_id={instance_id}.json")
 
     def _placeholders(self) -> None:
         """Every table always has one (empty) file, in a partition named ``__none__``, so that the warehouse
@@ -344,6 +389,30 @@ class LakeLoad:
             self.store.delete_dir(STAGING, self.run_id)
         except OSError as exc:
             log.warning("could not remove %s/%s: %s (the next load will)", STAGING, self.run_id, exc)
+
+
+_LISTED_KEYS = {INSTANCES.name: (), POLICIES.name: ("policy_id",), EXECUTIONS.name: ("execution_id",)}
+
+
+def _merge_listed(table: Table, old: pa.Table, new: pa.Table) -> pa.Table:
+    """One instance's rows of a small table: the landing's (``new``) and the lake's (``old``) that the landing
+    does not have; for a key in both, the earlier ``first_seen_run``."""
+    keys = _LISTED_KEYS[table.name]
+    old = old.select(new.column_names).cast(new.schema)
+    if not keys:  # instances: one row per instance file
+        if new.num_rows == 0:
+            return old
+        first = min(r for r in old["first_seen_run"].to_pylist() + new["first_seen_run"].to_pylist() if r)
+        return new.set_column(new.schema.get_field_index("first_seen_run"), "first_seen_run", pa.array([first]))
+    (key,) = keys
+    first_seen = dict(zip(old[key].to_pylist(), old["first_seen_run"].to_pylist(), strict=True))
+    merged = [
+        min(r, first_seen.get(k) or r) if r else first_seen.get(k)
+        for k, r in zip(new[key].to_pylist(), new["first_seen_run"].to_pylist(), strict=True)
+    ]
+    new = new.set_column(new.schema.get_field_index("first_seen_run"), "first_seen_run", pa.array(merged, pa.string()))
+    kept = old.filter(pc.invert(pc.is_in(old[key], value_set=new[key])))
+    return pa.concat_tables([new, kept]).sort_by([(key, "ascending")])
 
 
 def _may_hold(parquet: pq.ParquetFile, execution_ids: list[int]) -> bool:
@@ -383,10 +452,14 @@ class LoadSummary:
         )
 
 
-def lake_fetches(lake: Lake) -> dict[tuple[str, int], tuple[str, str | None]]:
-    """What the lake says it loaded for each execution (every instance): (run id, the execution's status then)."""
+def lake_fetches(lake: Lake, instances: Iterable[str] = ()) -> dict[tuple[str, int], tuple[str, str | None]]:
+    """What the lake says it loaded for each execution of ``instances`` (none given: every instance): (run
+    id, the execution's status then). Only those instances' files are read: other jobs may be replacing theirs."""
+    wanted = set(instances)
     fetched: dict[tuple[str, int], tuple[str, str | None]] = {}
-    for relative in lake.store.files(EXECUTIONS.name):
+    folders = [f"instance_id={i}" for i in sorted(wanted)] if wanted else [""]
+    paths = [f for folder in folders for f in lake.store.files(EXECUTIONS.name, *([folder] if folder else []))]
+    for relative in paths:
         instance_id = parse_partition(relative).get("instance_id")
         if not relative.endswith(".parquet") or instance_id in (None, EMPTY):
             continue
@@ -399,20 +472,22 @@ def lake_fetches(lake: Lake) -> dict[tuple[str, int], tuple[str, str | None]]:
     return fetched
 
 
-def _loaded_fetches(lake: Lake, everything: list[Fetch]) -> dict[tuple[str, int], tuple[str, str | None]]:
+def _loaded_fetches(
+    lake: Lake, everything: list[Fetch], owned: set[str]
+) -> dict[tuple[str, int], tuple[str, str | None]]:
     """After this load: the landing's newest fetches, and what the lake held for executions whose fetches
     are no longer in the landing (pruned or lost): that is how the incremental state survives."""
-    merged = lake_fetches(lake)
+    merged = lake_fetches(lake, owned)
     for f in everything:
         status = f.execution.get("status")
         merged[f.key] = (f.run_id, status if isinstance(status, str) else None)
     return merged
 
 
-def _behind(lake: Lake, everything: list[Fetch]) -> set[tuple[str, int]]:
+def _behind(lake: Lake, everything: list[Fetch], owned: set[str]) -> set[tuple[str, int]]:
     """Executions whose newest complete fetch is not the one the lake holds (a run killed after its extract,
     or a first load): loading them too makes the lake catch up with the landing, with no manual step."""
-    loaded = lake_fetches(lake)
+    loaded = lake_fetches(lake, owned)
     return {f.key for f in everything if loaded.get(f.key, ("", None))[0] != f.run_id}
 
 
@@ -420,7 +495,7 @@ def open_lake(data_dir: Path, location: str | None = None, *, writer: bool = Fal
     """The lake of a data directory: ``location`` (a path or ``s3://``), or ``DATA_DIR/lake`` by default.
     A ``writer`` (holding the data directory's lock) moves a lake of version 0.1 to this layout first."""
     if location is None:
-        if (Path(data_dir) / "lake").is_symlink():
+        if (Path(data_dir) / "lake").is_symlink() or (Path(data_dir) / ".lake-0.2").exists():
             if not writer:
                 raise LoadError(
                     f"the lake in {data_dir} has the layout of version 0.1: run 'swr-etl run' or 'swr-etl rebuild' "
@@ -433,31 +508,38 @@ def open_lake(data_dir: Path, location: str | None = None, *, writer: bool = Fal
 
 def _migrate_versioned_layout(data_dir: Path) -> None:
     """Lakes written before version 0.2 were ``lake -> .lake/<version>`` (a symlink swapped by each load),
-    with the small tables not partitioned. Move the current version into place as the lake, once."""
-    link = data_dir / "lake"
-    if not link.is_symlink():
-        return
-    current = link.resolve()
-    log.warning("moving the lake of %s to the layout of version 0.2 (once)", data_dir)
-    link.unlink()
-    if current.is_dir():
-        os.rename(current, link)
-    for table in TABLES.values():
-        folder = link / table.name
-        for old in sorted(folder.glob("*.parquet")):  # a small table, not partitioned yet
-            rows = pq.read_table(old)
-            for (instance_id,) in sorted(set(zip(rows["instance_id"].to_pylist(), strict=True))):
-                target = folder / f"instance_id={instance_id}" / PART
-                target.parent.mkdir(parents=True, exist_ok=True)
-                mine = rows.filter(pc.equal(rows["instance_id"], instance_id)).drop_columns(["instance_id"])
-                pq.write_table(mine.cast(file_schema(table)), target, compression=COMPRESSION)
-            old.unlink()
-        for old in sorted(folder.glob("instance_id=*/**/*.parquet")):
-            if old.name != PART:
-                old.rename(old.with_name(PART))  # one file per partition, named as this version names it
-    import shutil
+    with the small tables not partitioned. Move the current version into place as the lake, once.
 
-    shutil.rmtree(data_dir / ".lake", ignore_errors=True)
+    Resumable at every step: the version folder is reshaped in place while the symlink still points at it
+    (each file written under a temporary name and renamed), then renamed to ``.lake-0.2``, which the next
+    attempt finishes moving into place if this one is cut short."""
+    link, ready = data_dir / "lake", data_dir / ".lake-0.2"
+    if link.is_symlink() and not ready.exists():
+        current = link.resolve()
+        log.warning("moving the lake of %s to the layout of version 0.2 (once)", data_dir)
+        for table in TABLES.values():
+            folder = current / table.name
+            for old in sorted(folder.glob("*.parquet")):  # a small table, not partitioned yet
+                rows = pq.read_table(old)
+                for instance_id in sorted(set(rows["instance_id"].to_pylist())):
+                    target = folder / f"instance_id={instance_id}" / PART
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    mine = rows.filter(pc.equal(rows["instance_id"], instance_id)).drop_columns(["instance_id"])
+                    tmp = target.with_name(f".{PART}.migrating")
+                    pq.write_table(mine.cast(file_schema(table)), tmp, compression=COMPRESSION)
+                    os.replace(tmp, target)
+                old.unlink()
+            for old in sorted(folder.glob("instance_id=*/**/*.parquet")):
+                if old.name != PART:
+                    old.rename(old.with_name(PART))  # one file per partition, named as this version names it
+        os.rename(current, ready)
+    if ready.exists():
+        if link.is_symlink():
+            link.unlink()
+        os.rename(ready, link)
+        import shutil
+
+        shutil.rmtree(data_dir / ".lake", ignore_errors=True)
 
 
 def load_lake(
@@ -471,7 +553,8 @@ def load_lake(
 ) -> LoadSummary:
     """Transform the raw landing and load it: every execution (``only=None``: a rebuild) or just ``only``.
 
-    The load owns ``instances`` (the run's scope), or every instance of the landing when none are given."""
+    The load owns ``instances`` (the run's scope) or, when none are given, every instance whose policies or
+    executions the landing holds: it writes their partitions and nobody else's."""
     from pipeline.lock import lake_instances
 
     started = time.monotonic()
@@ -482,16 +565,25 @@ def load_lake(
         INSTANCES.name: load_instances(landing),
         POLICIES.name: load_policies(landing),
     }
+    # Not every instance of the project's listing: a job that extracted one instance has them all in its
+    # instances listing, and its rebuild must not take (and empty) the other jobs' instances.
     owned = scope or (
         {f.key[0] for f in everything}
         | {m["instance_id"] for kind in ("policies", "executions") for m in landing.manifests(kind)}
-        | set(listed[INSTANCES.name]["instance_id"].to_pylist())
     )
     lake = open_lake(data_dir, lake_location, writer=True)
     with lake_instances(lake.store, owned):
-        wanted = None if only is None else set(only) | _behind(lake, everything)
-        fetches = everything if wanted is None else [f for f in everything if f.key in wanted]
-        target = lake.begin(version, instances=owned, replace=None if only is None else [f.key for f in fetches])
+        try:
+            cut_short = lake.unfinished_rebuilds(owned)
+            if cut_short and only is not None:
+                log.warning("a rebuild of %s was cut short while publishing: rebuilding them", ", ".join(cut_short))
+                only = None
+            wanted = None if only is None else set(only) | _behind(lake, everything, owned)
+            fetches = everything if wanted is None else [f for f in everything if f.key in wanted]
+            replace = None if only is None else [f.key for f in fetches]
+            target = lake.begin(version, instances=owned, replace=replace)
+        except OSError as exc:
+            raise LoadError(f"could not read the lake at {lake.store.url}: {exc}", path=lake.store.url) from exc
         summary = LoadSummary(executions_loaded=len(fetches), version=version)
         try:
             with Transformer() as transformer:
@@ -500,7 +592,7 @@ def load_lake(
                     stats = transformer.transform(group, target.write_rows)
                     summary.stats.add(stats)
                     log.info("transformed %d executions (%d tasks)", len(group), stats.tasks)
-            listed[EXECUTIONS.name] = load_executions(landing, _loaded_fetches(lake, everything))
+            listed[EXECUTIONS.name] = load_executions(landing, _loaded_fetches(lake, everything, owned))
             summary.rows = target.commit(listed)
         except OSError as exc:  # a full disk, a file too large, a permission: the lake stays as it was
             target.abort()

@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from conftest import ROOT, run_cli, sandbox_env
+from conftest import ROOT, clean_env, run_cli, sandbox_env
 from test_load_e2e import query, snapshot
 
 from pipeline.load import load_lake
@@ -62,6 +62,11 @@ def test_two_runs_for_two_instances_write_one_lake_at_once(tmp_path: Path) -> No
         assert snapshot(tmp_path / f"job-{n}") == expected
     commits = sorted(p.name for p in (lake / "_commits").iterdir())
     assert commits == [f"instance_id={first}.json", f"instance_id={second}.json"]
+    # a rebuild in one job's data directory owns that job's instance only: the other's rows stay
+    result = run_cli(["rebuild", "--lake", str(lake)], clean_env(SWR_ETL_DATA_DIR=str(tmp_path / "job-0")))
+    assert result.returncode == 0, result.stderr
+    assert "of 1 instance;" in result.stdout
+    assert snapshot(tmp_path / "job-1") == expected
 
 
 def test_a_second_load_of_the_same_instance_is_refused_while_the_first_runs(tmp_path: Path) -> None:
@@ -178,4 +183,88 @@ def test_a_load_in_many_small_batches_gives_the_same_tables(mode: str, tmp_path:
         batch_tasks=50,
     )
     assert summary.rows["tasks"] == truth["tasks"]
+    assert snapshot(tmp_path) == before
+
+
+def test_an_execution_that_moves_partition_leaves_its_neighbours_rows_alone(tmp_path: Path) -> None:
+    """Execution 20 first came without a creation time and with a page that is not JSON: its only rows are a
+    reject in the ``unknown`` partition, beside execution 10's tasks. Fetched again with its time known, it
+    moves to 2024-05: the rewrite of ``unknown`` must copy execution 10's tasks forward, not drop them."""
+    from test_transform_golden import ARTS, EXECUTION, IID, land, resource, task
+
+    from pipeline import warehouse
+
+    def rows(sql: str) -> list[tuple[Any, ...]]:
+        warehouse.build(tmp_path)
+        return query(tmp_path, sql)
+
+    staying, moving = dict(EXECUTION, id=10, created_at=None), dict(EXECUTION, id=20, created_at=None)
+    pair = (resource("team/app", ARTS), resource("mirror/app", ARTS))
+    land(tmp_path, [[task(1, *pair, execution_id=10)]], execution=staying, run_id="20261101T000000000Z-aaaaaa")
+    land(tmp_path, [b"<html>502</html>"], execution=moving, run_id="20261102T000000000Z-bbbbbb")
+    load_lake(tmp_path, version="20261102T000001000Z-cccccc")
+    assert rows("SELECT execution_id, execution_month FROM tasks") == [(10, "unknown")]
+    assert rows("SELECT execution_id, execution_month FROM rejects") == [(20, "unknown")]
+    moved = dict(moving, created_at="2024-05-01T00:00:00Z")
+    land(tmp_path, [[task(2, *pair, execution_id=20)]], execution=moved, run_id="20261103T000000000Z-dddddd")
+    load_lake(tmp_path, version="20261103T000001000Z-eeeeee", only=[(IID, 20)])
+    assert rows("SELECT execution_id, execution_month FROM tasks ORDER BY ALL") == [(10, "unknown"), (20, "2024-05")]
+    assert rows("SELECT execution_id FROM rejects") == []
+    assert rows("SELECT count(*) FROM tags WHERE execution_id = 10") == [(4,)]
+
+
+def test_a_job_with_a_new_landing_keeps_the_executions_history_of_the_lake(tmp_path: Path) -> None:
+    """A job moved to a new machine starts with an empty landing, and the API has forgotten execution 10 by
+    then: the lake must not forget it (nor when it was first seen)."""
+    from test_transform_golden import ARTS, EXECUTION, IID, land, resource, task
+
+    from pipeline import warehouse
+
+    lake = str(tmp_path / "lake-kept")
+    pair = (resource("team/app", ARTS), resource("mirror/app", ARTS))
+    old, new = tmp_path / "old-machine", tmp_path / "new-machine"
+    land(old, [[task(1, *pair, execution_id=10)]], dict(EXECUTION, id=10), run_id="20261101T000000000Z-aaaaaa")
+    load_lake(old, version="20261101T000001000Z-bbbbbb", lake_location=lake)
+    land(new, [[task(2, *pair, execution_id=20)]], dict(EXECUTION, id=20), run_id="20261102T000000000Z-cccccc")
+    load_lake(new, version="20261102T000001000Z-dddddd", only=[(IID, 20)], lake_location=lake)
+    with warehouse.connect(new, lake) as db:
+        executions = db.sql("SELECT execution_id, first_seen_run, tasks_run FROM executions ORDER BY 1").fetchall()
+        tasks = db.sql("SELECT execution_id, task_id FROM tasks ORDER BY 1").fetchall()
+    assert executions == [
+        (10, "20261101T000000000Z-aaaaaa", "20261101T000000000Z-aaaaaa"),
+        (20, "20261102T000000000Z-cccccc", "20261102T000000000Z-cccccc"),
+    ]
+    assert tasks == [(10, 1), (20, 2)]
+
+
+def test_a_rebuild_cut_short_while_publishing_is_done_again_by_the_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with SandboxServer(SandboxConfig(seed=6, scale=1.0)) as server:
+        env = sandbox_env(server, tmp_path)
+        assert run_cli(["run"], env).returncode == 0
+        before = snapshot(tmp_path)
+        # files only a rebuild removes: a partition the landing does not explain
+        stray = tmp_path / "lake" / "tasks" / f"instance_id={instance_ids(server)[0]}" / "execution_month=1999-01"
+        stray.mkdir()
+        source = next((tmp_path / "lake" / "tasks").glob("instance_id=*/execution_month=2*/part-0.parquet"))
+        shutil.copy(source, stray / "part-0.parquet")
+        moves = 0
+        real_move = LakeStore.move
+
+        def crash_after_three(self: LakeStore, source: str, target: str) -> None:
+            nonlocal moves
+            if moves == 3:
+                raise KeyboardInterrupt
+            moves += 1
+            real_move(self, source, target)
+
+        monkeypatch.setattr(LakeStore, "move", crash_after_three)
+        with pytest.raises(KeyboardInterrupt):
+            load_lake(tmp_path, version="20261129T050000000Z-abcdef")
+        monkeypatch.undo()
+        assert (stray / "part-0.parquet").exists()
+        result = run_cli(["run"], env)
+        assert result.returncode == 0, result.stderr
+    assert not (stray / "part-0.parquet").exists()
     assert snapshot(tmp_path) == before
