@@ -48,7 +48,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.errors import LandingError
-from pipeline.landing import Landing
+from pipeline.landing import Landing, fsync_path
 from pipeline.schema import EXECUTIONS, INSTANCES, PARTITION_COLUMNS, POLICIES, TABLES, Table
 from pipeline.storage import LakeStore, open_store
 from pipeline.transform import (
@@ -125,16 +125,8 @@ class _PartitionWriter:
         if self.writer is not None and not self.closed:
             self.writer.close()
             if not self.store.remote:
-                _fsync(self.store.path(self.relative))
+                fsync_path(Path(self.store.path(self.relative)))
         self.closed = True
-
-
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def file_schema(table: Table) -> pa.Schema:

@@ -24,12 +24,14 @@ import os
 import secrets
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pyarrow.fs as pafs
 
 from pipeline.errors import ConfigError
+from pipeline.landing import fsync_path
 
 S3_SCHEMES = ("s3", "s3a")
 
@@ -94,7 +96,7 @@ class LakeStore:
         tmp = target.rsplit("/", 1)[0] + f"/.{target.rsplit('/', 1)[1]}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         with self.fs.open_output_stream(tmp) as out:
             out.write(data)
-        _fsync(tmp)
+        fsync_path(Path(tmp))
         self.fs.move(tmp, target)
 
     def move(self, source: str, target: str) -> None:
@@ -183,14 +185,6 @@ class _SharedReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _fsync(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def open_store(location: str, environ: dict[str, str] | None = None) -> LakeStore:

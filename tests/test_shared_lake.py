@@ -34,6 +34,21 @@ def only(rows: dict[str, list[tuple[Any, ...]]], instances: set[str]) -> dict[st
     return {name: [r for r in table if r[0] in instances] for name, table in rows.items()}
 
 
+def crash_after_moves(monkeypatch: pytest.MonkeyPatch, n: int) -> None:
+    """The next load publishes ``n`` files, then stops as if killed (KeyboardInterrupt: nothing is cleaned)."""
+    moves = 0
+    real_move = LakeStore.move
+
+    def move(self: LakeStore, source: str, target: str) -> None:
+        nonlocal moves
+        if moves == n:
+            raise KeyboardInterrupt
+        moves += 1
+        real_move(self, source, target)
+
+    monkeypatch.setattr(LakeStore, "move", move)
+
+
 def test_two_runs_for_two_instances_write_one_lake_at_once(tmp_path: Path) -> None:
     with SandboxServer(SandboxConfig(seed=5, scale=1.0)) as server:
         first, second = instance_ids(server)[:2]
@@ -103,17 +118,7 @@ def test_a_load_cut_short_while_publishing_leaves_whole_files_and_the_next_run_f
         assert run_cli(["run"], env).returncode == 0
         before = snapshot(tmp_path)
         shutil.rmtree(tmp_path / "lake")  # lost: the raw landing is all there is
-        moves = 0
-        real_move = LakeStore.move
-
-        def crash_after_five(self: LakeStore, source: str, target: str) -> None:
-            nonlocal moves
-            if moves == 5:
-                raise KeyboardInterrupt  # as good as a kill: no cleanup of what is published
-            moves += 1
-            real_move(self, source, target)
-
-        monkeypatch.setattr(LakeStore, "move", crash_after_five)
+        crash_after_moves(monkeypatch, 5)
         with pytest.raises(KeyboardInterrupt):
             load_lake(tmp_path, version="20261129T050000000Z-abcdef")
         monkeypatch.undo()
@@ -249,17 +254,7 @@ def test_a_rebuild_cut_short_while_publishing_is_done_again_by_the_next_run(
         stray.mkdir()
         source = next((tmp_path / "lake" / "tasks").glob("instance_id=*/execution_month=2*/part-0.parquet"))
         shutil.copy(source, stray / "part-0.parquet")
-        moves = 0
-        real_move = LakeStore.move
-
-        def crash_after_three(self: LakeStore, source: str, target: str) -> None:
-            nonlocal moves
-            if moves == 3:
-                raise KeyboardInterrupt
-            moves += 1
-            real_move(self, source, target)
-
-        monkeypatch.setattr(LakeStore, "move", crash_after_three)
+        crash_after_moves(monkeypatch, 3)
         with pytest.raises(KeyboardInterrupt):
             load_lake(tmp_path, version="20261129T050000000Z-abcdef")
         monkeypatch.undo()
