@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import duckdb
@@ -30,6 +30,9 @@ from pipeline.extract import ExtractFailed, Extractor, ExtractSummary, Progress
 from pipeline.landing import new_run_id
 from pipeline.lock import exclusive
 from pipeline.logs import RedactSecrets, setup_logging
+
+if TYPE_CHECKING:
+    from pipeline.mirror import Mirror
 
 log = logging.getLogger("pipeline")
 
@@ -108,9 +111,16 @@ def scope_options(func: F) -> F:
             "--execution-id", "execution_ids", multiple=True, type=int, metavar="N", help="An execution (repeatable)."
         ),
         click.option(
-            "--data-dir", type=click.Path(path_type=Path), help="Data directory [env SWR_ETL_DATA_DIR; default ./data]."
+            "--data-dir",
+            type=click.Path(path_type=Path),
+            help="Data directory, or s3://bucket/prefix [env SWR_ETL_DATA_DIR; default ./data].",
         ),
         LAKE_OPTION,
+        click.option(
+            "--work-dir",
+            type=click.Path(path_type=Path),
+            help="With --data-dir s3://...: the local copy [env SWR_ETL_WORK_DIR; default ~/.cache/swr-etl/...].",
+        ),
         click.option(
             "--concurrency", type=int, help="Requests in flight at once [env SWR_ETL_CONCURRENCY; default 8]."
         ),
@@ -220,12 +230,16 @@ def _load(state: State, settings: Settings, *, only: list[tuple[str, int]] | Non
     from pipeline import warehouse
     from pipeline.load import load_lake
 
+    mirror = _mirror(settings)
+    if mirror is not None:
+        mirror.pull_state()  # a rebuild on a new machine: the landing's state, before planning
     summary = load_lake(
         settings.data_dir,
         version=state.run_id,
         only=only,
         instances=settings.instance_ids,
         lake_location=settings.lake,
+        prepare=None if mirror is None else mirror.pull_pages,
     )
     warehouse.build(settings.data_dir, settings.lake)
     counts = {**asdict(summary.stats), "executions_loaded": summary.executions_loaded, "lake_rows": summary.rows}
@@ -237,7 +251,9 @@ def _load(state: State, settings: Settings, *, only: list[tuple[str, int]] | Non
 
 @cli.command("rebuild")
 @click.option(
-    "--data-dir", type=click.Path(path_type=Path), help="Data directory [env SWR_ETL_DATA_DIR; default ./data]."
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    help="Data directory, or s3://bucket/prefix [env SWR_ETL_DATA_DIR; default ./data].",
 )
 @LAKE_OPTION
 @click.option(
@@ -278,7 +294,9 @@ def rebuild_cmd(
 @cli.command("query")
 @click.argument("sql")
 @click.option(
-    "--data-dir", type=click.Path(path_type=Path), help="Data directory [env SWR_ETL_DATA_DIR; default ./data]."
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    help="Data directory, or s3://bucket/prefix [env SWR_ETL_DATA_DIR; default ./data].",
 )
 @LAKE_OPTION
 @click.option(
@@ -314,7 +332,9 @@ def query_cmd(sql: str, data_dir: Path | None, lake: str | None, fmt: str) -> No
 
 @cli.command("report")
 @click.option(
-    "--data-dir", type=click.Path(path_type=Path), help="Data directory [env SWR_ETL_DATA_DIR; default ./data]."
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    help="Data directory, or s3://bucket/prefix [env SWR_ETL_DATA_DIR; default ./data].",
 )
 @LAKE_OPTION
 @click.option(
@@ -358,9 +378,21 @@ def report_cmd(data_dir: Path | None, lake: str | None, fmt: str, days: int, top
             click.echo(f"report: wrote {html_file}")
 
 
+def _mirror(settings: Settings) -> Mirror | None:
+    """The raw landing's copy in the store, for a data directory on object storage."""
+    if settings.remote is None:
+        return None
+    from pipeline.mirror import Mirror
+
+    return Mirror(settings.data_dir, settings.remote)
+
+
 def _run_extract(state: State, settings: Settings) -> ExtractSummary:
     """Extract, and print the summary line whatever happens (a failure's ``error:`` line follows it)."""
-    log.info("extracting from %s into %s", settings.endpoint, settings.data_dir)
+    log.info("extracting from %s into %s", settings.endpoint, settings.remote or settings.data_dir)
+    mirror = _mirror(settings)
+    if mirror is not None:
+        mirror.pull_state()  # what is landed already: the incremental state
     with SwrClient(settings) as client, _progress(state) as progress:
         extractor = Extractor(settings, client, run_id=state.run_id, progress=progress)
         done = False
@@ -368,7 +400,10 @@ def _run_extract(state: State, settings: Settings) -> ExtractSummary:
             summary = extractor.run()
             done = True
         finally:
-            line = extractor.summary.line() + (f" -> {settings.data_dir / 'raw'}" if done else "")
+            if mirror is not None:
+                mirror.push()  # even after a failure: what did land completely is kept
+            raw = f"{settings.remote}/raw" if settings.remote else settings.data_dir / "raw"
+            line = extractor.summary.line() + (f" -> {raw}" if done else "")
             state.summary("extract", line, asdict(extractor.summary))
     return summary
 

@@ -120,8 +120,10 @@ class Settings:
     endpoint: str
     project_id: str
     credentials: Credentials
-    data_dir: Path = Path("data")
+    data_dir: Path = Path("data")  # local: the given folder, or the work folder of a remote data directory
     lake: str | None = None  # where the lake is: a path or s3://bucket/prefix (default: DATA_DIR/lake)
+    remote: str | None = None  # a data directory on object storage (s3://bucket/prefix): pipeline.mirror
+    work_dir: Path | None = None  # the local folder of a remote data directory (default: ~/.cache/swr-etl/...)
     instance_ids: tuple[str, ...] = ()
     policy_ids: tuple[int, ...] = ()
     execution_ids: tuple[int, ...] = ()
@@ -144,6 +146,7 @@ FIELDS: dict[str, tuple[str, str | None, str]] = {
     "execution_ids": ("--execution-id", None, "ints"),
     "data_dir": ("--data-dir", "SWR_ETL_DATA_DIR", "path"),
     "lake": ("--lake", "SWR_ETL_LAKE", "str"),
+    "work_dir": ("--work-dir", "SWR_ETL_WORK_DIR", "path"),
     "concurrency": ("--concurrency", "SWR_ETL_CONCURRENCY", "int"),
     "connect_timeout": ("--connect-timeout", "SWR_ETL_CONNECT_TIMEOUT", "float"),
     "read_timeout": ("--read-timeout", "SWR_ETL_READ_TIMEOUT", "float"),
@@ -229,10 +232,19 @@ def resolve_settings(
             problems.append(f"instance id {iid!r} has characters that are not allowed")
     data_dir = str(values.get("data_dir", ""))
     if re.match(r"[a-zA-Z][a-zA-Z0-9+.-]+:/", data_dir):  # a URL (Path made its :// into :/)
-        problems.append(
-            f"--data-dir {data_dir.replace(':/', '://', 1)} must be a local folder (the raw landing and the "
-            "warehouse are local files): put the lake on object storage with --lake s3://bucket/prefix"
-        )
+        remote = re.sub(r"^([a-zA-Z0-9+.-]+):/+", r"\1://", data_dir).rstrip("/")
+        from pipeline.storage import is_remote, open_store
+
+        if not is_remote(remote):
+            problems.append(f"--data-dir {remote}: a data directory is a local folder or s3://bucket/prefix")
+        else:
+            try:
+                open_store(remote, dict(environ))
+                values["remote"] = remote
+                values["data_dir"] = values.get("work_dir") or default_work_dir(remote, environ)
+                values.setdefault("lake", remote + "/lake")
+            except ConfigError as exc:
+                problems.append(str(exc))
     if values.get("lake"):
         from pipeline.storage import open_store
 
@@ -267,6 +279,12 @@ def resolve_settings(
         credentials=credentials or Credentials("token"),
         **{k: v for k, v in values.items() if k not in ("endpoint", "project_id")},
     )
+
+
+def default_work_dir(remote: str, environ: Mapping[str, str]) -> Path:
+    """Where a run keeps the local copy of a remote data directory: ``$XDG_CACHE_HOME/swr-etl/<bucket>/<prefix>``."""
+    cache = environ.get("XDG_CACHE_HOME") or str(Path(environ.get("HOME") or Path.home()) / ".cache")
+    return Path(cache) / "swr-etl" / remote.split("://", 1)[1]
 
 
 def _convert(raw: Any, kind: str) -> Any:

@@ -38,7 +38,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -542,11 +542,13 @@ def load_lake(
     instances: Iterable[str] = (),
     lake_location: str | None = None,
     batch_tasks: int = DEFAULT_BATCH_TASKS,
+    prepare: Callable[[list[Fetch]], object] | None = None,
 ) -> LoadSummary:
     """Transform the raw landing and load it: every execution (``only=None``: a rebuild) or just ``only``.
 
     The load owns ``instances`` (the run's scope) or, when none are given, every instance whose policies or
-    executions the landing holds: it writes their partitions and nobody else's."""
+    executions the landing holds: it writes their partitions and nobody else's. ``prepare`` is handed the
+    fetches about to be transformed (a remote data directory copies their pages)."""
     from pipeline.lock import lake_instances
 
     started = time.monotonic()
@@ -578,6 +580,8 @@ def load_lake(
             raise LoadError(f"could not read the lake at {lake.store.url}: {exc}", path=lake.store.url) from exc
         summary = LoadSummary(executions_loaded=len(fetches), version=version)
         try:
+            if prepare is not None:
+                prepare(fetches)
             with Transformer() as transformer:
                 for group in batches(fetches, batch_tasks):
                     target.begin_batch(group)

@@ -63,16 +63,18 @@ class LakeStore:
     def relative(self, path: str) -> str:
         return path.removeprefix(self.root + "/")
 
-    def files(self, *parts: str) -> list[str]:
+    def files(self, *parts: str, hidden: bool = False) -> list[str]:
         """Every file under a folder of the lake (recursive), relative to the root, sorted; none when absent.
-        Names starting with ``.`` or ``_`` (temporary files, staging) are not data and are left out."""
+        Names starting with ``.`` or ``_`` (temporary files, staging) are not data and are left out, unless
+        ``hidden`` (then only ``.`` names are)."""
         selector = pafs.FileSelector(self.path(*parts), recursive=True, allow_not_found=True)
+        skip = (".",) if hidden else (".", "_")
         found = []
         for info in self.fs.get_file_info(selector):
             if info.type != pafs.FileType.File:
                 continue
             name = self.relative(info.path)
-            if any(p.startswith((".", "_")) for p in name.split("/")[len(parts) :]):
+            if any(p.startswith(skip) for p in name.split("/")[len(parts) :]):
                 continue
             found.append(name)
         return sorted(found)

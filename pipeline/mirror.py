@@ -1,0 +1,109 @@
+"""A data directory on object storage: ``--data-dir s3://bucket/prefix``.
+
+Everything durable lives in the store: the raw landing under ``<prefix>/raw/`` and the lake under
+``<prefix>/lake/``. A run works in a local folder (``--work-dir``, by default
+``~/.cache/swr-etl/<bucket>/<prefix>``), because landing pages needs what object stores lack (fsync, renames,
+an append-only journal) and the warehouse is a DuckDB file:
+
+- before it extracts or loads, a run copies what the folder lacks of the landing's small files (manifests,
+  run records, the listings' pages), which is all the incremental state and the small tables need;
+- before it transforms, it copies the pages of the fetches it is about to load (and only those: a nightly
+  run on a fresh machine downloads what it loads, not the whole history; a rebuild downloads everything);
+- after it extracts, even after a failure, it uploads the complete fetches the store lacks: pages first,
+  the manifest last, so a fetch is complete in the store exactly when it is complete on disk.
+
+A fetch folder never changes once its manifest is written, so a copy is either there or not: no versions
+to compare. The local folder is a cache: delete it, or use a new machine, and the next run rebuilds it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+
+from pipeline.errors import LandingError
+from pipeline.landing import MANIFEST, atomic_write
+from pipeline.storage import LakeStore, open_store
+from pipeline.transform import Fetch
+
+log = logging.getLogger(__name__)
+
+
+class Mirror:
+    """The raw landing of a remote data directory, and its local copy in the work folder."""
+
+    def __init__(self, work_dir: Path, remote: str) -> None:
+        self.local = Path(work_dir) / "raw"
+        self.store: LakeStore = open_store(remote.rstrip("/") + "/raw")
+
+    def _remote_files(self) -> set[str]:
+        try:
+            return set(self.store.files(hidden=True))
+        except OSError as exc:
+            raise LandingError(f"could not list {self.store.url}: {exc}", path=self.store.url) from exc
+
+    def _download(self, relative: str) -> None:
+        try:
+            data = self.store.read_bytes(relative)
+        except OSError as exc:
+            raise LandingError(f"could not read {self.store.uri(relative)}: {exc}", path=self.store.url) from exc
+        atomic_write(self.local / relative, data)
+
+    def _upload(self, relative: str) -> None:
+        try:
+            self.store.write_bytes((self.local / relative).read_bytes(), relative)
+        except OSError as exc:
+            raise LandingError(f"could not write {self.store.uri(relative)}: {exc}", path=self.store.url) from exc
+
+    def pull_state(self) -> int:
+        """Copy what the local landing lacks of the small files: every manifest, the run records, and the
+        listings' pages (instances, policies, executions); task pages wait for :meth:`pull_pages`."""
+        wanted = [
+            f
+            for f in sorted(self._remote_files())
+            if (f.endswith("/" + MANIFEST) or not f.startswith("tasks/")) and not (self.local / f).exists()
+        ]
+        for relative in wanted:
+            self._download(relative)
+        if wanted:
+            log.info("copied %d manifests, listings and run records from %s", len(wanted), self.store.url)
+        return len(wanted)
+
+    def pull_pages(self, fetches: Iterable[Fetch]) -> int:
+        """Copy the pages of these fetches that the local landing lacks; returns how many."""
+        count = 0
+        for fetch in fetches:
+            folder = fetch.folder.relative_to(self.local).as_posix()
+            for _, name, _, _ in fetch.pages:
+                if not (fetch.folder / name).exists():
+                    self._download(f"{folder}/{name}")
+                    count += 1
+        if count:
+            log.info("copied %d pages from %s", count, self.store.url)
+        return count
+
+    def push(self) -> int:
+        """Upload the complete fetches (and run records) the store lacks: pages, then the manifest."""
+        if not self.local.exists():
+            return 0
+        remote = self._remote_files()
+        count = 0
+        for manifest in sorted(self.local.rglob(MANIFEST)):
+            relative = manifest.relative_to(self.local).as_posix()
+            if relative in remote:
+                continue
+            folder = relative.rsplit("/", 1)[0]
+            for page in json.loads(manifest.read_bytes())["pages"]:
+                if f"{folder}/{page['file']}" not in remote:
+                    self._upload(f"{folder}/{page['file']}")
+            self._upload(relative)
+            count += 1
+        for record in sorted((self.local / "runs").glob("*.json")):
+            relative = record.relative_to(self.local).as_posix()
+            if relative not in remote:
+                self._upload(relative)
+        if count:
+            log.info("copied %d complete fetches to %s", count, self.store.url)
+        return count
