@@ -53,6 +53,12 @@ class QueryError(SwrEtlError):
     hint = 'the tables and views are listed by: swr-etl query "SHOW TABLES"'
 
 
+class UploadFailed(SwrEtlError):
+    """Fetches landed in the work folder could not be copied to the data directory in the store."""
+
+    hint = "nothing is lost: the next run uploads them, and loads them then"
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -94,6 +100,13 @@ LAKE_OPTION = click.option(
 )
 
 
+WORK_DIR_OPTION = click.option(
+    "--work-dir",
+    type=click.Path(path_type=Path),
+    help="With --data-dir s3://...: the local copy [env SWR_ETL_WORK_DIR; default ~/.cache/swr-etl/...].",
+)
+
+
 def scope_options(func: F) -> F:
     """The flags that say what to fetch, and from where (contract: flag > environment > config > default)."""
     options = [
@@ -116,11 +129,7 @@ def scope_options(func: F) -> F:
             help="Data directory, or s3://bucket/prefix [env SWR_ETL_DATA_DIR; default ./data].",
         ),
         LAKE_OPTION,
-        click.option(
-            "--work-dir",
-            type=click.Path(path_type=Path),
-            help="With --data-dir s3://...: the local copy [env SWR_ETL_WORK_DIR; default ~/.cache/swr-etl/...].",
-        ),
+        WORK_DIR_OPTION,
         click.option(
             "--concurrency", type=int, help="Requests in flight at once [env SWR_ETL_CONCURRENCY; default 8]."
         ),
@@ -233,6 +242,7 @@ def _load(state: State, settings: Settings, *, only: list[tuple[str, int]] | Non
     mirror = _mirror(settings)
     if mirror is not None:
         mirror.pull_state()  # a rebuild on a new machine: the landing's state, before planning
+        _push(mirror, settings, raise_error=True)  # what an earlier run could not upload, before the lake has it
     summary = load_lake(
         settings.data_dir,
         version=state.run_id,
@@ -256,6 +266,7 @@ def _load(state: State, settings: Settings, *, only: list[tuple[str, int]] | Non
     help="Data directory, or s3://bucket/prefix [env SWR_ETL_DATA_DIR; default ./data].",
 )
 @LAKE_OPTION
+@WORK_DIR_OPTION
 @click.option(
     "--instance-id",
     "instance_ids",
@@ -270,6 +281,7 @@ def rebuild_cmd(
     state: State,
     data_dir: Path | None,
     lake: str | None,
+    work_dir: Path | None,
     instance_ids: tuple[str, ...],
     strict: bool | None,
     views_only: bool,
@@ -280,7 +292,7 @@ def rebuild_cmd(
     Example:
       swr-etl rebuild --data-dir /srv/swr-lake
     """
-    flags = {"data_dir": data_dir, "lake": lake, "instance_ids": instance_ids, "strict": strict}
+    flags = {"data_dir": data_dir, "lake": lake, "work_dir": work_dir, "instance_ids": instance_ids, "strict": strict}
     settings = resolve_settings(flags, os.environ, None, need_api=False)
     if views_only:
         from pipeline import warehouse
@@ -299,6 +311,7 @@ def rebuild_cmd(
     help="Data directory, or s3://bucket/prefix [env SWR_ETL_DATA_DIR; default ./data].",
 )
 @LAKE_OPTION
+@WORK_DIR_OPTION
 @click.option(
     "--format",
     "fmt",
@@ -307,7 +320,7 @@ def rebuild_cmd(
     show_default=True,
     help="table for people, csv for spreadsheets, json (an array of objects) for programs.",
 )
-def query_cmd(sql: str, data_dir: Path | None, lake: str | None, fmt: str) -> None:
+def query_cmd(sql: str, data_dir: Path | None, lake: str | None, work_dir: Path | None, fmt: str) -> None:
     """Run SQL on the warehouse (read-only): every lake table and every view of sql/.
 
     \b
@@ -317,7 +330,8 @@ def query_cmd(sql: str, data_dir: Path | None, lake: str | None, fmt: str) -> No
     from pipeline import warehouse
     from pipeline.output import render
 
-    settings = resolve_settings({"data_dir": data_dir, "lake": lake}, os.environ, None, need_api=False)
+    flags = {"data_dir": data_dir, "lake": lake, "work_dir": work_dir}
+    settings = resolve_settings(flags, os.environ, None, need_api=False)
     with warehouse.connect(settings.data_dir, settings.lake) as db:
         try:
             relation = db.sql(sql)
@@ -337,6 +351,7 @@ def query_cmd(sql: str, data_dir: Path | None, lake: str | None, fmt: str) -> No
     help="Data directory, or s3://bucket/prefix [env SWR_ETL_DATA_DIR; default ./data].",
 )
 @LAKE_OPTION
+@WORK_DIR_OPTION
 @click.option(
     "--format",
     "fmt",
@@ -353,7 +368,15 @@ def query_cmd(sql: str, data_dir: Path | None, lake: str | None, fmt: str) -> No
     type=click.Path(path_type=Path, dir_okay=False),
     help="Also write the report with charts as one self-contained HTML file (opens offline).",
 )
-def report_cmd(data_dir: Path | None, lake: str | None, fmt: str, days: int, top: int, html_file: Path | None) -> None:
+def report_cmd(
+    data_dir: Path | None,
+    lake: str | None,
+    work_dir: Path | None,
+    fmt: str,
+    days: int,
+    top: int,
+    html_file: Path | None,
+) -> None:
     """Replication analytics: health per policy, failing repositories, recent failures, drift.
 
     Every number comes from the warehouse views (policy_health, repository_replication, failures, tag_drift,
@@ -366,7 +389,8 @@ def report_cmd(data_dir: Path | None, lake: str | None, fmt: str, days: int, top
     """
     from pipeline.report import collect, render_json, render_text
 
-    settings = resolve_settings({"data_dir": data_dir, "lake": lake}, os.environ, None, need_api=False)
+    flags = {"data_dir": data_dir, "lake": lake, "work_dir": work_dir}
+    settings = resolve_settings(flags, os.environ, None, need_api=False)
     data = collect(settings.data_dir, lake=settings.lake, days=days, top=top)
     click.echo(render_json(data) if fmt == "json" else render_text(data), nl=False)
     if html_file is not None:
@@ -400,12 +424,24 @@ def _run_extract(state: State, settings: Settings) -> ExtractSummary:
             summary = extractor.run()
             done = True
         finally:
-            if mirror is not None:
-                mirror.push()  # even after a failure: what did land completely is kept
             raw = f"{settings.remote}/raw" if settings.remote else settings.data_dir / "raw"
             line = extractor.summary.line() + (f" -> {raw}" if done else "")
             state.summary("extract", line, asdict(extractor.summary))
+            if mirror is not None:
+                _push(mirror, settings, raise_error=done)  # even after a failure: what landed whole is kept
     return summary
+
+
+def _push(mirror: Mirror, settings: Settings, *, raise_error: bool) -> None:
+    """Upload the fetches landed in the work folder. A failure stops the run before its load, so that the lake
+    never holds what the store's landing does not; the next run uploads them."""
+    try:
+        mirror.push()
+    except SwrEtlError as exc:
+        message = f"landed in {settings.data_dir / 'raw'} but not copied to {settings.remote}/raw: {exc}"
+        if raise_error:
+            raise UploadFailed(message) from exc
+        log.error("%s", message)  # the extract's own failure follows
 
 
 @contextmanager
@@ -541,6 +577,7 @@ def main(argv: list[str] | None = None) -> None:
     verbose = any(
         a in ("-v", "--verbose") or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in argv or sys.argv[1:]
     )
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         code = cli.main(args=argv, prog_name="swr-etl", standalone_mode=False)
     except click.exceptions.Abort:
@@ -562,6 +599,12 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # a bug of ours: still one redacted line, the traceback only with -v
         _fail(exc, verbose)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _terminated(signum: int, frame: object) -> None:
+    """SIGTERM (a scheduler's timeout, a pod eviction) stops a command as Ctrl-C does: every file whole, a
+    load's staging removed, landed fetches uploaded to a data directory in the store, exit 130."""
+    raise KeyboardInterrupt
 
 
 def _fail(exc: Exception, verbose: bool) -> None:

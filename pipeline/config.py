@@ -231,12 +231,15 @@ def resolve_settings(
         if not SAFE_ID.match(iid):
             problems.append(f"instance id {iid!r} has characters that are not allowed")
     data_dir = str(values.get("data_dir", ""))
-    if re.match(r"[a-zA-Z][a-zA-Z0-9+.-]+:/", data_dir):  # a URL (Path made its :// into :/)
+    if re.fullmatch(r"[a-zA-Z][a-zA-Z0-9+.-]+:", data_dir):  # "s3://" became "s3:"
+        problems.append(f"--data-dir {data_dir}// names no bucket: s3://bucket/prefix")
+    elif re.match(r"[a-zA-Z][a-zA-Z0-9+.-]+:/", data_dir):  # a URL (Path made its :// into :/)
         remote = re.sub(r"^([a-zA-Z0-9+.-]+):/+", r"\1://", data_dir).rstrip("/")
         from pipeline.storage import is_remote, open_store
 
         if not is_remote(remote):
-            problems.append(f"--data-dir {remote}: a data directory is a local folder or s3://bucket/prefix")
+            shown = urlsplit(remote)._replace(netloc=urlsplit(remote).hostname or "", query="").geturl()
+            problems.append(f"--data-dir {shown}: a data directory is a local folder or s3://bucket/prefix")
         else:
             try:
                 open_store(remote, dict(environ))
@@ -245,6 +248,8 @@ def resolve_settings(
                 values.setdefault("lake", remote + "/lake")
             except ConfigError as exc:
                 problems.append(str(exc))
+    elif values.get("work_dir"):
+        problems.append("--work-dir is the local folder of a data directory in a store: give --data-dir s3://...")
     if values.get("lake"):
         from pipeline.storage import open_store
 

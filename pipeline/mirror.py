@@ -23,12 +23,15 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
-from pipeline.errors import LandingError
+from pipeline.errors import ConfigError, LandingError
 from pipeline.landing import MANIFEST, atomic_write
 from pipeline.storage import LakeStore, open_store
 from pipeline.transform import Fetch
 
 log = logging.getLogger(__name__)
+
+FROM_STORE = ".from-store"  # in a fetch folder copied down from the store: never pushed back
+MARKER = ".swr-etl-remote"  # in the work folder: which data directory it is a copy of
 
 
 class Mirror:
@@ -37,6 +40,20 @@ class Mirror:
     def __init__(self, work_dir: Path, remote: str) -> None:
         self.local = Path(work_dir) / "raw"
         self.store: LakeStore = open_store(remote.rstrip("/") + "/raw")
+        self._claim(Path(work_dir), remote.rstrip("/"))
+
+    @staticmethod
+    def _claim(work_dir: Path, remote: str) -> None:
+        """A work folder serves one data directory: two jobs sharing one would push each other's fetches."""
+        marker = work_dir / MARKER
+        if marker.exists():
+            if marker.read_text(encoding="utf-8").strip() != remote:
+                raise ConfigError(
+                    f"work folder {work_dir} is the copy of {marker.read_text(encoding='utf-8').strip()}, not of "
+                    f"{remote}: give each data directory a --work-dir of its own"
+                )
+            return
+        atomic_write(marker, (remote + "\n").encode())
 
     def _remote_files(self) -> set[str]:
         try:
@@ -49,7 +66,7 @@ class Mirror:
             data = self.store.read_bytes(relative)
         except OSError as exc:
             raise LandingError(f"could not read {self.store.uri(relative)}: {exc}", path=self.store.url) from exc
-        atomic_write(self.local / relative, data)
+        atomic_write(self.local / relative, data, fsync=True)
 
     def _upload(self, relative: str) -> None:
         try:
@@ -67,6 +84,8 @@ class Mirror:
         ]
         for relative in wanted:
             self._download(relative)
+            if relative.endswith("/" + MANIFEST):
+                atomic_write(self.local / relative.rsplit("/", 1)[0] / FROM_STORE, b"")
         if wanted:
             log.info("copied %d manifests, listings and run records from %s", len(wanted), self.store.url)
         return len(wanted)
@@ -85,14 +104,15 @@ class Mirror:
         return count
 
     def push(self) -> int:
-        """Upload the complete fetches (and run records) the store lacks: pages, then the manifest."""
+        """Upload the complete fetches (and run records) the store lacks: pages, then the manifest. Only
+        fetches landed here: one copied down from the store and since pruned there is not brought back."""
         if not self.local.exists():
             return 0
         remote = self._remote_files()
         count = 0
         for manifest in sorted(self.local.rglob(MANIFEST)):
             relative = manifest.relative_to(self.local).as_posix()
-            if relative in remote:
+            if relative in remote or (manifest.parent / FROM_STORE).exists():
                 continue
             folder = relative.rsplit("/", 1)[0]
             for page in json.loads(manifest.read_bytes())["pages"]:
@@ -102,7 +122,7 @@ class Mirror:
             count += 1
         for record in sorted((self.local / "runs").glob("*.json")):
             relative = record.relative_to(self.local).as_posix()
-            if relative not in remote:
+            if relative not in remote:  # a run record pruned in the store comes back: it is a few hundred bytes
                 self._upload(relative)
         if count:
             log.info("copied %d complete fetches to %s", count, self.store.url)

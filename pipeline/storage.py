@@ -205,7 +205,9 @@ def open_store(location: str, environ: dict[str, str] | None = None) -> LakeStor
         )
     bucket, prefix = parts.netloc, parts.path.strip("/")
     if not bucket:
-        raise ConfigError(f"lake location {location!r} names no bucket: s3://bucket/prefix")
+        raise ConfigError(f"location {location!r} names no bucket: s3://bucket/prefix")
+    if any(segment in (".", "..", "") for segment in prefix.split("/")) and prefix:
+        raise ConfigError(f"location {location!r}: the prefix may not have empty, '.' or '..' segments")
     endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None
     region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
     options: dict[str, Any] = {

@@ -128,6 +128,7 @@ def build(data_dir: Path, location: str | None = None) -> Path:
     data_dir = Path(data_dir).resolve()
     store = lake_store(data_dir, location)
     target = data_dir / WAREHOUSE
+    data_dir.mkdir(parents=True, exist_ok=True)  # the work folder of a data directory in a store, on a new machine
     tmp = data_dir / f".{WAREHOUSE}.{os.getpid()}.tmp"
     tmp.unlink(missing_ok=True)
     try:

@@ -282,7 +282,9 @@ def test_an_unstable_task_order_is_paged_again_and_what_is_still_missing_is_repo
     assert run["missing_tasks"] < sum(expected.values()) // 20  # later passes found almost everything
 
 
-def test_ctrl_c_stops_at_once_even_while_requests_wait_to_be_retried(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_stops_at_once_even_while_requests_wait_to_be_retried(tmp_path: Path, signum: int) -> None:
+    """SIGTERM (a scheduler's timeout, a pod eviction) is handled as Ctrl-C is."""
     faults = Faults(rate_429=1.0, retry_after_s=100, max_consecutive=50)
     with SandboxServer(SandboxConfig(seed=1, scale=0.2, faults=faults)) as server:
         proc = subprocess.Popen(
@@ -294,7 +296,7 @@ def test_ctrl_c_stops_at_once_even_while_requests_wait_to_be_retried(tmp_path: P
             text=True,
         )
         time.sleep(2.0)  # every request is now waiting 100 s to be retried
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130
     assert err.strip().splitlines()[-1] == "error: interrupted"

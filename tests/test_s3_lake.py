@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow.fs as pafs
 import pytest
-from conftest import ROOT, S3Server, all_landed_text, run_cli, sandbox_env
+from conftest import ROOT, S3Server, all_landed_text, clean_env, run_cli, sandbox_env
 from test_load_e2e import snapshot as local_snapshot
 
 from pipeline import warehouse
@@ -173,6 +173,18 @@ def test_locations_that_are_not_supported_are_refused_without_echoing_secrets(tm
     result = run_cli(["rebuild", "--lake", "s3://key:secret@bucket/x"], {"PATH": os.environ["PATH"]})
     assert result.returncode == 2
     assert "secret" not in result.stderr.replace("AWS_SECRET_ACCESS_KEY", "")
+    result = run_cli(
+        ["query", "SELECT 1", "--data-dir", "https://key:secret@obs.example/b"], {"PATH": os.environ["PATH"]}
+    )
+    assert result.returncode == 2
+    assert "secret" not in result.stderr and "https://obs.example/b" in result.stderr
+    for args, message in (
+        (["--data-dir", "s3://"], "names no bucket"),
+        (["--data-dir", "s3://b/x/../y"], "may not have empty, '.' or '..' segments"),
+        (["--data-dir", str(tmp_path), "--work-dir", str(tmp_path / "w")], "--work-dir is the local folder of a"),
+    ):
+        result = run_cli(["rebuild", *args], {"PATH": os.environ["PATH"]})
+        assert result.returncode == 2 and message in result.stderr, result.stderr
 
 
 def test_a_data_directory_on_s3_is_all_a_machine_needs(
@@ -208,6 +220,56 @@ def test_a_data_directory_on_s3_is_all_a_machine_needs(
         assert snapshot(tmp_path / "c", f"{data_dir}/lake") == expected
     pages = [p for p in (tmp_path / "c" / "raw" / "tasks").rglob("*.json.gz")]
     assert len(pages) < len([k for k in remote if k.startswith("raw/tasks/") and k.endswith(".json.gz")])
+    # a laptop with nothing local at all: query and report work at once
+    laptop = clean_env(SWR_ETL_DATA_DIR=data_dir, SWR_ETL_WORK_DIR=str(tmp_path / "laptop" / "w"), **s3_env)
+    result = run_cli(["query", "SELECT count(*) AS n FROM tasks", "--format", "csv"], laptop)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1] == str(len(expected["tasks"]))
+    assert run_cli(["report", "--format", "json"], laptop).returncode == 0
+
+
+def test_a_work_folder_never_pushes_back_what_the_store_pruned_nor_serves_two_data_directories(
+    s3_server: S3Server, s3_env: dict[str, str], sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    data_dir = f"s3://{s3_server.bucket()}/pruned"
+    env = sandbox_env(sandbox, tmp_path, SWR_ETL_DATA_DIR=data_dir, SWR_ETL_WORK_DIR=str(tmp_path / "a"), **s3_env)
+    assert run_cli(["run"], env).returncode == 0
+    other = dict(env, SWR_ETL_WORK_DIR=str(tmp_path / "b"))
+    assert run_cli(["rebuild"], other).returncode == 0  # b now holds copies of every fetch
+    store = open_store(data_dir)
+    manifests = [k for k in store.files(hidden=True) if k.startswith("raw/tasks/") and k.endswith("/_manifest.json")]
+    pruned = manifests[0]
+    store.delete(pruned)  # the landing in the store is pruned (a lifecycle rule, say)
+    result = run_cli(["run"], other)
+    assert result.returncode == 0, result.stderr
+    assert not store.exists(pruned), "a copy of a pruned fetch was pushed back into the store"
+    # a work folder is the copy of one data directory
+    result = run_cli(["run"], dict(other, SWR_ETL_DATA_DIR=f"s3://{s3_server.bucket()}/another"))
+    assert result.returncode == 2
+    assert f"work folder {tmp_path / 'b'} is the copy of {data_dir}, not of s3://" in result.stderr
+
+
+def test_a_failed_upload_stops_the_run_before_its_load_and_says_so(
+    s3_env: dict[str, str], sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    server = S3Server()  # its own: it is stopped in the middle of the run
+    data_dir = f"s3://{server.bucket()}/lost"
+    env = sandbox_env(sandbox, tmp_path, SWR_ETL_DATA_DIR=data_dir, SWR_ETL_WORK_DIR=str(tmp_path / "w"),
+                      **dict(s3_env, AWS_ENDPOINT_URL_S3=server.endpoint))  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "run", "--max-attempts", "1"],
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "w" / "raw" / "tasks").exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    server.stop()  # the store goes away while the extract lands pages
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 1, err
+    assert out.startswith("extract: "), "the extract's summary line comes first"
+    (line,) = [x for x in err.splitlines() if x.startswith("error:")]
+    assert line.startswith(f"error: landed in {tmp_path / 'w' / 'raw'} but not copied to {data_dir}/raw: ")
+    assert not (tmp_path / "w" / "warehouse.duckdb").exists(), "the load ran although the upload failed"
 
 
 def test_a_remote_file_read_by_many_threads_at_once_gives_each_its_own_bytes() -> None:
