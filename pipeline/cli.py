@@ -107,6 +107,16 @@ WORK_DIR_OPTION = click.option(
 )
 
 
+def location_options(func: F) -> F:
+    """Where the data is: ``--data-dir``, ``--lake``, ``--work-dir``."""
+    data_dir = click.option(
+        "--data-dir",
+        type=click.Path(path_type=Path),
+        help="Data directory, or s3://bucket/prefix [env SWR_ETL_DATA_DIR; default ./data].",
+    )
+    return data_dir(LAKE_OPTION(WORK_DIR_OPTION(func)))
+
+
 def scope_options(func: F) -> F:
     """The flags that say what to fetch, and from where (contract: flag > environment > config > default)."""
     options = [
@@ -123,13 +133,7 @@ def scope_options(func: F) -> F:
         click.option(
             "--execution-id", "execution_ids", multiple=True, type=int, metavar="N", help="An execution (repeatable)."
         ),
-        click.option(
-            "--data-dir",
-            type=click.Path(path_type=Path),
-            help="Data directory, or s3://bucket/prefix [env SWR_ETL_DATA_DIR; default ./data].",
-        ),
-        LAKE_OPTION,
-        WORK_DIR_OPTION,
+        location_options,
         click.option(
             "--concurrency", type=int, help="Requests in flight at once [env SWR_ETL_CONCURRENCY; default 8]."
         ),
@@ -260,13 +264,7 @@ def _load(state: State, settings: Settings, *, only: list[tuple[str, int]] | Non
 
 
 @cli.command("rebuild")
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    help="Data directory, or s3://bucket/prefix [env SWR_ETL_DATA_DIR; default ./data].",
-)
-@LAKE_OPTION
-@WORK_DIR_OPTION
+@location_options
 @click.option(
     "--instance-id",
     "instance_ids",
@@ -305,13 +303,7 @@ def rebuild_cmd(
 
 @cli.command("query")
 @click.argument("sql")
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    help="Data directory, or s3://bucket/prefix [env SWR_ETL_DATA_DIR; default ./data].",
-)
-@LAKE_OPTION
-@WORK_DIR_OPTION
+@location_options
 @click.option(
     "--format",
     "fmt",
@@ -345,13 +337,7 @@ def query_cmd(sql: str, data_dir: Path | None, lake: str | None, work_dir: Path 
 
 
 @cli.command("report")
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    help="Data directory, or s3://bucket/prefix [env SWR_ETL_DATA_DIR; default ./data].",
-)
-@LAKE_OPTION
-@WORK_DIR_OPTION
+@location_options
 @click.option(
     "--format",
     "fmt",
