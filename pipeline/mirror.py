@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pipeline.errors import ConfigError, LandingError
@@ -32,6 +33,18 @@ log = logging.getLogger(__name__)
 
 FROM_STORE = ".from-store"  # in a fetch folder copied down from the store: never pushed back
 MARKER = ".swr-etl-remote"  # in the work folder: which data directory it is a copy of
+TRANSFERS = 16  # objects copied at once: a store answers each in tens of milliseconds, so one at a time is slow
+
+
+def _each(action: Callable[[str], None], items: list[str]) -> None:
+    """``action`` on every item, ``TRANSFERS`` at a time; the first failure is raised once all have ended."""
+    if len(items) < 2:
+        for item in items:
+            action(item)
+        return
+    with ThreadPoolExecutor(TRANSFERS, thread_name_prefix="mirror") as pool:
+        for _ in pool.map(action, items):
+            pass
 
 
 class Mirror:
@@ -82,26 +95,29 @@ class Mirror:
             for f in sorted(self._remote_files())
             if (f.endswith("/" + MANIFEST) or not f.startswith("tasks/")) and not (self.local / f).exists()
         ]
-        for relative in wanted:
-            self._download(relative)
-            if relative.endswith("/" + MANIFEST):
+
+        def pull(relative: str) -> None:
+            if relative.endswith("/" + MANIFEST):  # marked first: a copy is never taken for a fetch landed here
                 atomic_write(self.local / relative.rsplit("/", 1)[0] / FROM_STORE, b"")
+            self._download(relative)
+
+        _each(pull, wanted)
         if wanted:
             log.info("copied %d manifests, listings and run records from %s", len(wanted), self.store.url)
         return len(wanted)
 
     def pull_pages(self, fetches: Iterable[Fetch]) -> int:
         """Copy the pages of these fetches that the local landing lacks; returns how many."""
-        count = 0
-        for fetch in fetches:
-            folder = fetch.folder.relative_to(self.local).as_posix()
-            for _, name, _, _ in fetch.pages:
-                if not (fetch.folder / name).exists():
-                    self._download(f"{folder}/{name}")
-                    count += 1
-        if count:
-            log.info("copied %d pages from %s", count, self.store.url)
-        return count
+        wanted = [
+            f"{fetch.folder.relative_to(self.local).as_posix()}/{name}"
+            for fetch in fetches
+            for _, name, _, _ in fetch.pages
+            if not (fetch.folder / name).exists()
+        ]
+        _each(self._download, wanted)
+        if wanted:
+            log.info("copied %d pages from %s", len(wanted), self.store.url)
+        return len(wanted)
 
     def push(self) -> int:
         """Upload the complete fetches (and run records) the store lacks: pages, then the manifest. Only
@@ -109,17 +125,18 @@ class Mirror:
         if not self.local.exists():
             return 0
         remote = self._remote_files()
-        count = 0
+        manifests, pages = [], []
         for manifest in sorted(self.local.rglob(MANIFEST)):
             relative = manifest.relative_to(self.local).as_posix()
             if relative in remote or (manifest.parent / FROM_STORE).exists():
                 continue
             folder = relative.rsplit("/", 1)[0]
-            for page in json.loads(manifest.read_bytes())["pages"]:
-                if f"{folder}/{page['file']}" not in remote:
-                    self._upload(f"{folder}/{page['file']}")
-            self._upload(relative)
-            count += 1
+            listed = (f"{folder}/{page['file']}" for page in json.loads(manifest.read_bytes())["pages"])
+            pages += [page for page in listed if page not in remote]
+            manifests.append(relative)
+        _each(self._upload, pages)
+        _each(self._upload, manifests)  # only once every page is in: a fetch is complete there when it is here
+        count = len(manifests)
         for record in sorted((self.local / "runs").glob("*.json")):
             relative = record.relative_to(self.local).as_posix()
             if relative not in remote:  # a run record pruned in the store comes back: it is a few hundred bytes
