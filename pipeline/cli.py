@@ -6,6 +6,7 @@ Exit status: 0 done; 1 failed (API error after retries, bad credentials, I/O); 2
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -403,11 +404,13 @@ def _run_extract(state: State, settings: Settings) -> ExtractSummary:
     mirror = _mirror(settings)
     if mirror is not None:
         mirror.pull_state()  # what is landed already: the incremental state
+    uploads = _uploading(mirror) if mirror is not None else contextlib.nullcontext()
     with SwrClient(settings) as client, _progress(state) as progress:
         extractor = Extractor(settings, client, run_id=state.run_id, progress=progress)
         done = False
         try:
-            summary = extractor.run()
+            with uploads:  # stopped before the last upload below: never two at once
+                summary = extractor.run()
             done = True
         finally:
             raw = f"{settings.remote}/raw" if settings.remote else settings.data_dir / "raw"
@@ -416,6 +419,36 @@ def _run_extract(state: State, settings: Settings) -> ExtractSummary:
             if mirror is not None:
                 _push(mirror, settings, raise_error=done)  # even after a failure: what landed whole is kept
     return summary
+
+
+UPLOAD_EVERY_S = 30.0  # SWR_ETL_UPLOAD_EVERY_S: how often an extract uploads its complete fetches
+
+
+@contextmanager
+def _uploading(mirror: Mirror) -> Iterator[None]:
+    """While an extract runs, upload its complete fetches every ``SWR_ETL_UPLOAD_EVERY_S`` seconds, so that
+    a run killed outright (SIGKILL, a lost machine) loses at most that much of its work. A failure here is
+    only logged: the upload after the extract is the one that counts."""
+    try:
+        every = float(os.environ.get("SWR_ETL_UPLOAD_EVERY_S") or UPLOAD_EVERY_S)
+    except ValueError:
+        every = UPLOAD_EVERY_S
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(max(every, 0.05)):
+            try:
+                mirror.push()
+            except SwrEtlError as exc:
+                log.warning("upload during the extract failed (tried again at its end): %s", exc)
+
+    thread = threading.Thread(target=loop, name="uploads", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _push(mirror: Mirror, settings: Settings, *, raise_error: bool) -> None:

@@ -12,9 +12,9 @@ URL, so that they never reach a log line or the warehouse):
 
 What each store guarantees, and what the lake builds on it (see ``pipeline.load``): a local rename replaces a
 file atomically; an S3 PUT (or the completion of a multipart upload) replaces an object atomically, and a
-read after it sees it (strong read-after-write consistency, on AWS S3 since 2020 and on OBS). Neither gives
-an atomic change of several files, so the lake publishes one file at a time, in an order that keeps readers
-and the next run right.
+read after it sees it (strong read-after-write consistency, documented by AWS S3 since 2020; not tried on
+OBS here). Neither gives an atomic change of several files, so the lake publishes one file at a time, in an
+order that keeps readers and the next run right.
 """
 
 from __future__ import annotations

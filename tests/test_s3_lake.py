@@ -302,3 +302,34 @@ def test_a_remote_file_read_by_many_threads_at_once_gives_each_its_own_bytes() -
     assert errors == []
     reader.seek(-10, 2)
     assert reader.read() == data[-10:] and reader.read(5) == b""
+
+
+def test_an_extract_killed_outright_has_uploaded_what_it_had_finished(
+    s3_server: S3Server, s3_env: dict[str, str], tmp_path: Path
+) -> None:
+    """SIGKILL (a lost machine) skips every clean-up: the uploads made while the extract ran are what is left,
+    each a whole fetch (its manifest only after all its pages)."""
+    data_dir = f"s3://{s3_server.bucket()}/killed"
+    with SandboxServer(SandboxConfig(seed=3, scale=1.0, faults=Faults(latency_ms=80))) as server:
+        env = sandbox_env(server, tmp_path, SWR_ETL_DATA_DIR=data_dir, SWR_ETL_WORK_DIR=str(tmp_path / "w"),
+                          SWR_ETL_UPLOAD_EVERY_S="0.2", **s3_env)  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "extract", "--concurrency", "1"],
+            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        time.sleep(3.0)  # the extract takes at least 7 s: 90 requests of 80 ms, one at a time
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the extract ended before it could be killed"
+    landed = list((tmp_path / "w" / "raw" / "tasks").rglob("_manifest.json"))
+    store = open_store(data_dir)
+    manifests = [k for k in store.files(hidden=True) if k.startswith("raw/tasks/") and k.endswith("_manifest.json")]
+    assert len(manifests) >= 3, "nothing was uploaded while the extract ran"
+    assert len(manifests) <= len(landed)
+    import json
+
+    keys = set(store.files(hidden=True))
+    for manifest in manifests:
+        folder = manifest.rsplit("/", 1)[0]
+        pages = json.loads(store.read_bytes(manifest))["pages"]
+        assert pages and all(f"{folder}/{p['file']}" in keys for p in pages)
