@@ -205,7 +205,7 @@ def extract_cmd(state: State, /, **flags: Any) -> None:
     """
     settings = settings_from(flags)
     with exclusive(settings.data_dir, "extract"):
-        _run_extract(state, settings)
+        _run_extract(state, settings, _mirror(settings))
 
 
 @cli.command("run")
@@ -229,23 +229,32 @@ def run_cmd(state: State, /, **flags: Any) -> None:
 
 def _run(state: State, settings: Settings) -> None:
     failure: ExtractFailed | None = None
+    mirror = _mirror(settings)  # one for both stages: what the extract synced, the load need not sync again
     try:
-        summary = _run_extract(state, settings)
+        summary = _run_extract(state, settings, mirror)
         complete = summary.complete
     except ExtractFailed as exc:  # load what did arrive, then report the failure
         failure, complete = exc, exc.summary.complete
     # an API failure outranks rejected records: exit 1, not 3
-    _load(state, settings, only=complete, strict=settings.strict and failure is None, stage="load")
+    _load(state, settings, only=complete, strict=settings.strict and failure is None, stage="load", mirror=mirror)
     if failure is not None:
         raise failure
 
 
-def _load(state: State, settings: Settings, *, only: list[tuple[str, int]] | None, strict: bool, stage: str) -> None:
+def _load(
+    state: State,
+    settings: Settings,
+    *,
+    only: list[tuple[str, int]] | None,
+    strict: bool,
+    stage: str,
+    mirror: Mirror | None = None,
+) -> None:
     from pipeline import warehouse
     from pipeline.load import load_lake
 
-    mirror = _mirror(settings)
-    if mirror is not None:
+    mirror = mirror or _mirror(settings)
+    if mirror is not None and not mirror.synced:
         mirror.pull_state()  # a rebuild on a new machine: the landing's state, before planning
         _push(mirror, settings, raise_error=True)  # what an earlier run could not upload, before the lake has it
     summary = load_lake(
@@ -398,10 +407,9 @@ def _mirror(settings: Settings) -> Mirror | None:
     return Mirror(settings.data_dir, settings.remote)
 
 
-def _run_extract(state: State, settings: Settings) -> ExtractSummary:
+def _run_extract(state: State, settings: Settings, mirror: Mirror | None) -> ExtractSummary:
     """Extract, and print the summary line whatever happens (a failure's ``error:`` line follows it)."""
     log.info("extracting from %s into %s", settings.endpoint, settings.remote or settings.data_dir)
-    mirror = _mirror(settings)
     if mirror is not None:
         mirror.pull_state()  # what is landed already: the incremental state
     uploads = _uploading(mirror) if mirror is not None else contextlib.nullcontext()

@@ -37,6 +37,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from pyarrow.fs import FileSelector, FileType
 
 from pipeline.errors import LandingError
 from pipeline.landing import Landing, fsync_path
@@ -151,8 +153,6 @@ class Lake:
         them, so no live writer is behind it), or that nobody touched for a day."""
         runs: dict[str, tuple[set[str], float]] = {}
         selector_root = self.store.path(STAGING)
-        from pyarrow.fs import FileSelector, FileType
-
         for info in self.store.fs.get_file_info(FileSelector(selector_root, recursive=True, allow_not_found=True)):
             if info.type != FileType.File:
                 continue
@@ -216,6 +216,7 @@ class LakeLoad:
         self._writers: dict[tuple[str, str, str], _PartitionWriter] = {}
         self._staged: list[str] = []  # published paths (relative to the root) staged for the listed tables
         self._copied: set[str] = set()  # files whose rows an update copied into a staged file (or dropped)
+        self._existing: set[str] = set()  # the owned instances' files when the commit began
 
     def _staging(self, relative: str) -> str:
         return f"{STAGING}/{self.run_id}/{relative}"
@@ -262,16 +263,14 @@ class LakeLoad:
         if self.replace is None:
             return
         files: list[tuple[Table, str, str, str]] = []  # (table, instance, month, path)
-        for table in TABLES.values():
+        for old in sorted(self._existing):
+            table, keys = TABLES[old.split("/", 1)[0]], parse_partition(old)
             if not table.partitioned:
                 continue
-            for instance_id in sorted(self.instances):
-                for old in self.lake.instance_files(table, instance_id):
-                    month = parse_partition(old).get("execution_month")
-                    if month is None:
-                        log.warning("ignoring %s: not in an execution_month partition", old)
-                        continue
-                    files.append((table, instance_id, month, old))
+            if "execution_month" not in keys:
+                log.warning("ignoring %s: not in an execution_month partition", old)
+                continue
+            files.append((table, keys["instance_id"], keys["execution_month"], old))
         for _, instance_id, month, old in files:
             if (instance_id, month) not in self.touched and _may_hold(self.lake.open(old), self._ids(instance_id)):
                 self.touched.add((instance_id, month))
@@ -298,7 +297,7 @@ class LakeLoad:
             for instance_id in sorted(self.instances):
                 mine = rows.filter(pc.equal(rows["instance_id"], instance_id)).drop_columns(["instance_id"])
                 relative = "/".join([*partition_parts(table, instance_id, None), PART])
-                if self.replace is not None and self.store.exists(relative):
+                if self.replace is not None and relative in self._existing:
                     mine = _merge_listed(table, self.lake.open(relative).read(), mine)
                 if mine.num_rows:
                     writer = _PartitionWriter(self.store, self._staging(relative), file_schema(table))
@@ -309,6 +308,10 @@ class LakeLoad:
     def commit(self, listed: dict[str, pa.Table]) -> dict[str, int]:
         """Finish and stage every file, then publish: partitions, then the listed tables, then the record."""
         try:
+            # what readers see now of the instances this load owns: listed once, for the copy and the publish
+            self._existing = {
+                f for t in TABLES.values() for i in self.instances for f in self.lake.instance_files(t, i)
+            }
             self._carry_over()
             for writer in self._writers.values():
                 writer.close()
@@ -322,8 +325,7 @@ class LakeLoad:
         staged = {
             w.relative.removeprefix(f"{STAGING}/{self.run_id}/") for w in self._writers.values() if w.writer is not None
         }
-        # what readers see now, for the instances this load owns
-        existing = {f for t in TABLES.values() for i in self.instances for f in self.lake.instance_files(t, i)}
+        existing = self._existing
         listed = set(self._staged)
         published = staged | listed
         # a rebuild: the staged files are the instances' whole tables; an update: the files it copied (and
@@ -464,22 +466,22 @@ def lake_fetches(lake: Lake, instances: Iterable[str] = ()) -> dict[tuple[str, i
     return fetched
 
 
-def _loaded_fetches(
-    lake: Lake, everything: list[Fetch], owned: set[str]
-) -> dict[tuple[str, int], tuple[str, str | None]]:
+Loaded = dict[tuple[str, int], tuple[str, str | None]]  # what lake_fetches returns
+
+
+def _loaded_fetches(loaded: Loaded, everything: list[Fetch]) -> Loaded:
     """After this load: the landing's newest fetches, and what the lake held for executions whose fetches
     are no longer in the landing (pruned or lost): that is how the incremental state survives."""
-    merged = lake_fetches(lake, owned)
+    merged = dict(loaded)
     for f in everything:
         status = f.execution.get("status")
         merged[f.key] = (f.run_id, status if isinstance(status, str) else None)
     return merged
 
 
-def _behind(lake: Lake, everything: list[Fetch], owned: set[str]) -> set[tuple[str, int]]:
+def _behind(loaded: Loaded, everything: list[Fetch]) -> set[tuple[str, int]]:
     """Executions whose newest complete fetch is not the one the lake holds (a run killed after its extract,
     or a first load): loading them too makes the lake catch up with the landing, with no manual step."""
-    loaded = lake_fetches(lake, owned)
     return {f.key for f in everything if loaded.get(f.key, ("", None))[0] != f.run_id}
 
 
@@ -529,8 +531,6 @@ def _migrate_versioned_layout(data_dir: Path) -> None:
         if link.is_symlink():
             link.unlink()
         os.rename(ready, link)
-        import shutil
-
         shutil.rmtree(data_dir / ".lake", ignore_errors=True)
 
 
@@ -572,7 +572,8 @@ def load_lake(
             if cut_short and only is not None:
                 log.warning("a rebuild of %s was cut short while publishing: rebuilding them", ", ".join(cut_short))
                 only = None
-            wanted = None if only is None else set(only) | _behind(lake, everything, owned)
+            loaded = lake_fetches(lake, owned)
+            wanted = None if only is None else set(only) | _behind(loaded, everything)
             fetches = everything if wanted is None else [f for f in everything if f.key in wanted]
             replace = None if only is None else [f.key for f in fetches]
             target = lake.begin(version, instances=owned, replace=replace)
@@ -588,7 +589,7 @@ def load_lake(
                     stats = transformer.transform(group, target.write_rows)
                     summary.stats.add(stats)
                     log.info("transformed %d executions (%d tasks)", len(group), stats.tasks)
-            listed[EXECUTIONS.name] = load_executions(landing, _loaded_fetches(lake, everything, owned))
+            listed[EXECUTIONS.name] = load_executions(landing, _loaded_fetches(loaded, everything))
             summary.rows = target.commit(listed)
         except OSError as exc:  # a full disk, a file too large, a permission: the lake stays as it was
             target.abort()

@@ -54,6 +54,8 @@ class Mirror:
         self.local = Path(work_dir) / "raw"
         self.store: LakeStore = open_store(remote.rstrip("/") + "/raw")
         self._claim(Path(work_dir), remote.rstrip("/"))
+        self._pulled = False
+        self.synced = False  # the state was pulled, and the last push uploaded every fetch landed here
 
     @staticmethod
     def _claim(work_dir: Path, remote: str) -> None:
@@ -102,6 +104,7 @@ class Mirror:
             self._download(relative)
 
         _each(pull, wanted)
+        self._pulled = True
         if wanted:
             log.info("copied %d manifests, listings and run records from %s", len(wanted), self.store.url)
         return len(wanted)
@@ -122,7 +125,9 @@ class Mirror:
     def push(self) -> int:
         """Upload the complete fetches (and run records) the store lacks: pages, then the manifest. Only
         fetches landed here: one copied down from the store and since pruned there is not brought back."""
+        self.synced = False
         if not self.local.exists():
+            self.synced = self._pulled
             return 0
         remote = self._remote_files()
         manifests, pages = [], []
@@ -143,4 +148,5 @@ class Mirror:
                 self._upload(relative)
         if count:
             log.info("copied %d complete fetches to %s", count, self.store.url)
+        self.synced = self._pulled
         return count

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,7 @@ from urllib.parse import urlsplit
 import pyarrow.fs as pafs
 
 from pipeline.errors import ConfigError
-from pipeline.landing import fsync_path
+from pipeline.landing import atomic_write
 
 S3_SCHEMES = ("s3", "s3a")
 
@@ -90,16 +89,11 @@ class LakeStore:
         """Write a whole file so that a reader sees the old one or all of the new one: a temporary file renamed
         into place locally, one PUT on S3."""
         target = self.path(*parts)
-        if self.remote:
-            with self.fs.open_output_stream(target) as out:
-                out.write(data)
+        if not self.remote:
+            atomic_write(Path(target), data, fsync=True)
             return
-        self.fs.create_dir(target.rsplit("/", 1)[0], recursive=True)
-        tmp = target.rsplit("/", 1)[0] + f"/.{target.rsplit('/', 1)[1]}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-        with self.fs.open_output_stream(tmp) as out:
+        with self.fs.open_output_stream(target) as out:
             out.write(data)
-        fsync_path(Path(tmp))
-        self.fs.move(tmp, target)
 
     def move(self, source: str, target: str) -> None:
         """Replace ``target`` by ``source`` (both relative): a rename locally, copy-then-delete on S3 (the

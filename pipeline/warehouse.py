@@ -126,7 +126,10 @@ def attach_lake(db: duckdb.DuckDBPyConnection, store: LakeStore) -> None:
 def build(data_dir: Path, location: str | None = None) -> Path:
     """(Re)write ``warehouse.duckdb`` for the lake of ``data_dir`` (or at ``location``); returns its path."""
     data_dir = Path(data_dir).resolve()
-    store = lake_store(data_dir, location)
+    return _build(data_dir, lake_store(data_dir, location))
+
+
+def _build(data_dir: Path, store: LakeStore) -> Path:
     target = data_dir / WAREHOUSE
     data_dir.mkdir(parents=True, exist_ok=True)  # the work folder of a data directory in a store, on a new machine
     tmp = data_dir / f".{WAREHOUSE}.{os.getpid()}.tmp"
@@ -160,11 +163,10 @@ def build(data_dir: Path, location: str | None = None) -> Path:
     return target
 
 
-def ensure(data_dir: Path, location: str | None = None) -> Path:
-    """The warehouse of ``data_dir``, rebuilt first if it is missing or was made for another location."""
-    data_dir = Path(data_dir).resolve()
+def ensure(data_dir: Path, store: LakeStore) -> Path:
+    """The warehouse of ``data_dir`` (resolved) over ``store``, rebuilt first if it is missing or was made for
+    another location."""
     target = data_dir / WAREHOUSE
-    store = lake_store(data_dir, location)
     try:
         found = store.exists("executions")
     except OSError as exc:
@@ -179,7 +181,7 @@ def ensure(data_dir: Path, location: str | None = None) -> Path:
         log.warning("the data directory or lake moved, or the views changed: rewriting the warehouse of %s", data_dir)
     except duckdb.Error:
         log.info("building the warehouse for %s", data_dir)
-    return build(data_dir, location)
+    return _build(data_dir, store)
 
 
 def fingerprint(store: LakeStore) -> str:
@@ -195,7 +197,9 @@ def fingerprint(store: LakeStore) -> str:
 
 def connect(data_dir: Path, location: str | None = None) -> duckdb.DuckDBPyConnection:
     """A read-only connection to the warehouse (rebuilt first if needed), in UTC, able to read its lake."""
-    db = duckdb.connect(str(ensure(data_dir, location)), read_only=True)
+    data_dir = Path(data_dir).resolve()
+    store = lake_store(data_dir, location)
+    db = duckdb.connect(str(ensure(data_dir, store)), read_only=True)
     db.execute("SET TimeZone = 'UTC'")
-    attach_lake(db, lake_store(data_dir, location))
+    attach_lake(db, store)
     return db

@@ -32,22 +32,9 @@ import msgspec
 import polars as pl
 
 from pipeline.landing import Landing
-from pipeline.transform import plan
+from pipeline.transform import _TASK_FIELDS, plan
 
-TASK_FIELDS = (
-    "id",
-    "execution_id",
-    "resource_type",
-    "src_resource",
-    "dst_resource",
-    "operation",
-    "job_id",
-    "status",
-    "StatusRevision",
-    "status_revision",
-    "start_time",
-    "end_time",
-)
+TASK_FIELDS = _TASK_FIELDS  # the task keys the pipeline reads, as it reads them
 PAGE_SCHEMA = {"tasks": pl.List(pl.Struct({f: pl.String for f in TASK_FIELDS})), "total": pl.Int64}
 
 ARTIFACT = pl.Struct({"type": pl.String, "digest": pl.String, "tags": pl.List(pl.String)})
