@@ -38,8 +38,10 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,10 +57,12 @@ from pipeline.schema import EXECUTIONS, INSTANCES, PARTITION_COLUMNS, POLICIES, 
 from pipeline.storage import LakeStore, open_store
 from pipeline.transform import (
     DEFAULT_BATCH_TASKS,
+    LANE_MEMORY_MB,
+    MEMORY_MB,
     Fetch,
     Transformer,
     TransformStats,
-    batches,
+    lanes,
     load_executions,
     load_instances,
     load_policies,
@@ -217,6 +221,7 @@ class LakeLoad:
         self._staged: list[str] = []  # published paths (relative to the root) staged for the listed tables
         self._copied: set[str] = set()  # files whose rows an update copied into a staged file (or dropped)
         self._existing: set[str] = set()  # the owned instances' files when the commit began
+        self._lock = threading.Lock()
 
     def _staging(self, relative: str) -> str:
         return f"{STAGING}/{self.run_id}/{relative}"
@@ -225,27 +230,33 @@ class LakeLoad:
         key = (table.name, instance_id, month)
         if instance_id not in self.instances:
             raise LoadError(f"rows of instance {instance_id}, which this load does not own")
-        writer = self._writers.get(key)
-        if writer is not None and writer.closed:
-            raise LoadError(f"rows for {key} arrived after its file was finished: batches out of order")
-        if writer is None:
-            relative = "/".join([*partition_parts(table, instance_id, month), PART])
-            writer = _PartitionWriter(self.store, self._staging(relative), file_schema(table))
-            self._writers[key] = writer
+        with self._lock:  # lanes add writers side by side (each for its own partitions)
+            writer = self._writers.get(key)
+            if writer is not None and writer.closed:
+                raise LoadError(f"rows for {key} arrived after its file was finished: batches out of order")
+            if writer is None:
+                relative = "/".join([*partition_parts(table, instance_id, month), PART])
+                writer = _PartitionWriter(self.store, self._staging(relative), file_schema(table))
+                self._writers[key] = writer
         return writer
 
     def begin_batch(self, fetches: list[Fetch]) -> None:
         """A batch is about to be written: its partitions are rewritten, even those no new row lands in (the
-        executions replaced there lose their old rows). Batches come in partition order (see
-        :func:`pipeline.transform.batches`), so in a rebuild the partitions before this batch's first are
-        complete: their files are finished now, which keeps memory flat whatever the size of the run."""
+        executions replaced there lose their old rows)."""
         self.touched.update(f.partition for f in fetches)
-        if self.replace is not None or not fetches:
-            return  # an update adds old rows at commit: every file stays open until then
-        first = min(f.partition for f in fetches)
-        for key, writer in self._writers.items():
-            if (key[1], key[2]) < first and not writer.closed:
-                writer.close()  # its file stays staged: published with the others at commit
+
+    def end_batch(self, fetches: list[Fetch], following: list[Fetch]) -> None:
+        """A lane's batch is written. Its batches come in partition order and no other lane writes its
+        partitions (see :func:`pipeline.transform.lanes`), so in a rebuild the partitions its next batch does
+        not continue are complete: their files are finished now, which keeps memory flat whatever the size of
+        the run. An update adds old rows at commit: every file stays open until then."""
+        if self.replace is not None:
+            return
+        done = {f.partition for f in fetches} - {f.partition for f in following}
+        with self._lock:
+            finished = [w for (_, i, m), w in self._writers.items() if (i, m) in done]
+        for writer in finished:
+            writer.close()  # its file stays staged: published with the others at commit
 
     def write_rows(self, table: Table, rows: pa.Table) -> None:
         """Append rows to the files of their partitions."""
@@ -534,6 +545,61 @@ def _migrate_versioned_layout(data_dir: Path) -> None:
         shutil.rmtree(data_dir / ".lake", ignore_errors=True)
 
 
+def default_workers() -> int:
+    """Lanes of a load: ``SWR_ETL_WORKERS``, else one per core (at most 4: each holds a batch in memory)."""
+    configured = os.environ.get("SWR_ETL_WORKERS", "").strip()
+    if configured.isdigit() and int(configured) > 0:
+        return int(configured)
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def transform_lanes(work: list[list[list[Fetch]]], target: LakeLoad) -> TransformStats:
+    """Transform each lane's batches into ``target``, the lanes side by side (threads: DuckDB, Arrow and
+    Parquet release the GIL). One lane gets every core; several get one DuckDB thread each. The first
+    error (or Ctrl-C) stops every lane at once and is raised."""
+    total = TransformStats()
+    if not work:
+        return total
+    stop = threading.Event()
+    transformers: list[Transformer] = []
+
+    def run(lane: list[list[Fetch]]) -> TransformStats:
+        stats = TransformStats()
+        alone = len(work) == 1
+        memory_mb = MEMORY_MB if alone else LANE_MEMORY_MB
+        with Transformer(threads=None if alone else 1, memory_limit_mb=memory_mb) as transformer:
+            transformers.append(transformer)
+            for k, group in enumerate(lane):
+                if stop.is_set():
+                    break
+                target.begin_batch(group)
+                done = transformer.transform(group, target.write_rows)
+                target.end_batch(group, lane[k + 1] if k + 1 < len(lane) else [])
+                stats.add(done)
+                log.info("transformed %d executions (%d tasks)", len(group), done.tasks)
+        return stats
+
+    if len(work) == 1:
+        total.add(run(work[0]))
+        return total
+    with ThreadPoolExecutor(len(work), thread_name_prefix="lane") as pool:
+        futures = [pool.submit(run, lane) for lane in work]
+        try:
+            finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = [f for f in finished if f.exception() is not None]
+            if failed:
+                raise failed[0].exception()  # type: ignore[misc]
+        except BaseException:
+            stop.set()
+            for transformer in list(transformers):
+                transformer.interrupt()
+            wait(futures)
+            raise
+        for future in futures:
+            total.add(future.result())
+    return total
+
+
 def load_lake(
     data_dir: Path,
     *,
@@ -543,12 +609,14 @@ def load_lake(
     lake_location: str | None = None,
     batch_tasks: int = DEFAULT_BATCH_TASKS,
     prepare: Callable[[list[Fetch]], object] | None = None,
+    workers: int | None = None,
 ) -> LoadSummary:
     """Transform the raw landing and load it: every execution (``only=None``: a rebuild) or just ``only``.
 
     The load owns ``instances`` (the run's scope) or, when none are given, every instance whose policies or
     executions the landing holds: it writes their partitions and nobody else's. ``prepare`` is handed the
-    fetches about to be transformed (a remote data directory copies their pages)."""
+    fetches about to be transformed (a remote data directory copies their pages). ``workers``: lanes that
+    transform side by side (default: one per core, see :func:`default_workers`)."""
     from pipeline.lock import lake_instances
 
     started = time.monotonic()
@@ -583,12 +651,7 @@ def load_lake(
         try:
             if prepare is not None:
                 prepare(fetches)
-            with Transformer() as transformer:
-                for group in batches(fetches, batch_tasks):
-                    target.begin_batch(group)
-                    stats = transformer.transform(group, target.write_rows)
-                    summary.stats.add(stats)
-                    log.info("transformed %d executions (%d tasks)", len(group), stats.tasks)
+            summary.stats = transform_lanes(lanes(fetches, workers or default_workers(), batch_tasks), target)
             listed[EXECUTIONS.name] = load_executions(landing, _loaded_fetches(loaded, everything))
             summary.rows = target.commit(listed)
         except OSError as exc:  # a full disk, a file too large, a permission: the lake stays as it was

@@ -18,6 +18,7 @@ DuckDB's ``memory_limit``, never by the size of the run.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gzip
 import json
@@ -29,7 +30,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,11 @@ from pipeline.schema import ARTIFACTS, EXECUTIONS, INSTANCES, POLICIES, REJECTS,
 
 log = logging.getLogger(__name__)
 
-# tasks a batch; measured at 1.1 M tasks: 25k 36.7 s / 694 MiB, 50k 35.1 s / 739 MiB, 100k 33.6 s / 799 MiB
-DEFAULT_BATCH_TASKS = 100_000
+# tasks a batch, in each lane; measured at 1.1 M tasks with two lanes of 256 MB: 25k 21.9 s / 828 MiB,
+# 50k 21.7 s / 898 MiB (one lane of 384 MB: 25k 36.7 s / 694 MiB, 100k 33.6 s / 799 MiB)
+DEFAULT_BATCH_TASKS = 25_000
+MEMORY_MB = 384  # DuckDB's memory limit when one lane transforms alone
+LANE_MEMORY_MB = 256  # ... and in each of several lanes
 CHUNK_ROWS = 128 * 1024  # rows handed to the writer at a time (a Parquet row group at most)
 
 # Every field of a task, read as text: a value of an unexpected type becomes text instead of an error,
@@ -178,19 +182,19 @@ WITH sides AS (
             txt, ['$.metadata', '$.metadata.repository', '$.metadata.repository.name', '$.metadata.artifacts']
         ) END AS ty
     FROM flagged
-)
-SELECT instance_id, execution_id, task_id, run_id, page_offset, pos, execution_month, side,
-    CASE WHEN error IS NULL THEN p END AS p,
-    CASE WHEN error IS NOT NULL THEN txt END AS raw,
-    error
-FROM (
+), judged AS (
+    SELECT instance_id, execution_id, task_id, run_id, page_offset, pos, execution_month, side,
+        CASE WHEN error IS NULL THEN p END AS p,
+        CASE WHEN error IS NOT NULL THEN txt END AS raw,
+        error
+    FROM (
 SELECT *,
     CASE
         WHEN txt IS NULL THEN 'missing or null'
-        WHEN trim(txt) = '' THEN 'empty string'
-        WHEN p IS NULL THEN 'invalid JSON'
-        WHEN json_type(txt) <> 'OBJECT' THEN 'not a JSON object but ' || lower(json_type(txt))
+        WHEN p IS NULL THEN CASE WHEN trim(txt) = '' THEN 'empty string' ELSE 'invalid JSON' END
         WHEN NOT suspicious THEN NULL
+        -- only a suspicious resource is looked at again (a valid non-object always is: it has no metadata)
+        WHEN json_type(txt) <> 'OBJECT' THEN 'not a JSON object but ' || lower(json_type(txt))
         WHEN ty[1] IS NULL THEN 'missing key metadata'
         WHEN ty[1] <> 'OBJECT' THEN 'metadata is ' || lower(ty[1]) || ', expected an object'
         WHEN ty[2] IS NULL THEN 'missing key metadata.repository'
@@ -213,33 +217,44 @@ SELECT *,
             THEN 'a tag is not a string'
     END AS error
 FROM typed
+    )
 )
+-- what the tasks table keeps of each side: scalars, so that joining them to the tasks carries no lists
+SELECT *,
+    p.metadata.repository.name AS repository,
+    CASE WHEN p IS NOT NULL THEN coalesce(len(p.metadata.artifacts), 0) END::INTEGER AS artifact_count,
+    CASE WHEN p IS NOT NULL THEN coalesce(list_sum(list_transform(
+        p.metadata.artifacts, lambda a: coalesce(len(a.tags), 0))), 0) END::INTEGER AS tag_count,
+    TRY_CAST(p.metadata.repository.metadata.public AS BOOLEAN) AS public,
+    p.deleted AS deleted,
+    p.override AS override
+FROM judged
 """
 
-TASKS_OUT_SQL = """
+_SIDE = "SELECT instance_id, execution_id, task_id, {columns} FROM resources WHERE side = '{side}'"
+_SIDE_COLUMNS = "repository, artifact_count, tag_count, public, deleted, override, error"
+TASKS_OUT_SQL = f"""
 SELECT
     t.instance_id, t.execution_id, t.task_id, t.policy_id, t.resource_type, t.operation, t.job_id, t.status,
     t.status_revision, t.start_time, t.end_time,
     CASE WHEN t.end_time >= t.start_time THEN epoch(t.end_time) - epoch(t.start_time) END AS duration_s,
-    s.p.metadata.repository.name AS src_repository,
-    d.p.metadata.repository.name AS dst_repository,
-    CASE WHEN s.p IS NOT NULL THEN coalesce(len(s.p.metadata.artifacts), 0) END::INTEGER AS src_artifacts,
-    CASE WHEN d.p IS NOT NULL THEN coalesce(len(d.p.metadata.artifacts), 0) END::INTEGER AS dst_artifacts,
-    CASE WHEN s.p IS NOT NULL THEN coalesce(list_sum(list_transform(
-        s.p.metadata.artifacts, lambda a: coalesce(len(a.tags), 0))), 0) END::INTEGER AS src_tags,
-    CASE WHEN d.p IS NOT NULL THEN coalesce(list_sum(list_transform(
-        d.p.metadata.artifacts, lambda a: coalesce(len(a.tags), 0))), 0) END::INTEGER AS dst_tags,
-    TRY_CAST(s.p.metadata.repository.metadata.public AS BOOLEAN) AS src_public,
-    TRY_CAST(d.p.metadata.repository.metadata.public AS BOOLEAN) AS dst_public,
-    s.p.deleted AS src_deleted,
-    d.p.deleted AS dst_deleted,
-    d.p.override AS dst_override,
+    s.repository AS src_repository,
+    d.repository AS dst_repository,
+    s.artifact_count AS src_artifacts,
+    d.artifact_count AS dst_artifacts,
+    s.tag_count AS src_tags,
+    d.tag_count AS dst_tags,
+    s.public AS src_public,
+    d.public AS dst_public,
+    s.deleted AS src_deleted,
+    d.deleted AS dst_deleted,
+    d.override AS dst_override,
     s.error IS NOT NULL AS src_rejected,
     d.error IS NOT NULL AS dst_rejected,
     t.run_id, t.execution_month
 FROM kept_tasks t
-JOIN (FROM resources WHERE side = 'src') s USING (instance_id, execution_id, task_id)
-JOIN (FROM resources WHERE side = 'dst') d USING (instance_id, execution_id, task_id)
+JOIN ({_SIDE.format(columns=_SIDE_COLUMNS, side="src")}) s USING (instance_id, execution_id, task_id)
+JOIN ({_SIDE.format(columns=_SIDE_COLUMNS, side="dst")}) d USING (instance_id, execution_id, task_id)
 """
 
 ARTIFACTS_SQL = """
@@ -358,11 +373,15 @@ def partitions(rows: pa.Table) -> Iterator[tuple[tuple[str, str], pa.Table]]:
     """The rows of each partition in ``rows`` (a batch spans one partition or a few)."""
     if rows.num_rows == 0:
         return
-    keys = pc.binary_join_element_wise(rows["instance_id"], rows["execution_month"], "\x00")
-    values = pc.unique(keys).to_pylist()
-    for key in sorted(values):
-        instance_id, month = key.split("\x00")
-        yield (instance_id, month), rows if len(values) == 1 else rows.filter(pc.equal(keys, key))
+    instances = pc.unique(rows["instance_id"]).to_pylist()
+    months = pc.unique(rows["execution_month"]).to_pylist()
+    if len(instances) == 1 and len(months) == 1:
+        yield (instances[0], months[0]), rows
+        return
+    for instance_id in sorted(instances):
+        mine = rows.filter(pc.equal(rows["instance_id"], instance_id)) if len(instances) > 1 else rows
+        for month in sorted(pc.unique(mine["execution_month"]).to_pylist()):
+            yield (instance_id, month), mine.filter(pc.equal(mine["execution_month"], month))
 
 
 def execution_month(created_at: Any) -> str:
@@ -372,6 +391,7 @@ def execution_month(created_at: Any) -> str:
 
 
 _TIMES_LOCK = threading.Lock()
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @functools.cache
@@ -391,10 +411,13 @@ def parse_time(value: Any) -> datetime | None:
     """
     if not isinstance(value, str) or not value.strip():
         return None
-    with _TIMES_LOCK:
-        rows = _times().execute("SELECT TRY_CAST(trim($v) AS TIMESTAMPTZ)", {"v": value}).fetchall()
-    parsed = rows[0][0]
-    return parsed.astimezone(UTC) if isinstance(parsed, datetime) else None
+    with _TIMES_LOCK:  # microseconds since the epoch: a TIMESTAMPTZ value itself would import pandas (0.1 s)
+        rows = _times().execute("SELECT epoch_us(TRY_CAST(trim($v) AS TIMESTAMPTZ))", {"v": value}).fetchall()
+    micros = rows[0][0]
+    try:
+        return _EPOCH + timedelta(microseconds=micros) if isinstance(micros, int) else None
+    except OverflowError:  # beyond year 9999: no Python datetime holds it
+        return None
 
 
 def plan(landing: Landing, only: Iterable[tuple[str, int]] | None = None) -> list[Fetch]:
@@ -439,10 +462,41 @@ def batches(fetches: Iterable[Fetch], batch_tasks: int = DEFAULT_BATCH_TASKS) ->
         yield batch
 
 
+def lanes(fetches: Iterable[Fetch], n: int, batch_tasks: int = DEFAULT_BATCH_TASKS) -> list[list[list[Fetch]]]:
+    """Split the work into ``n`` lanes that run side by side, each a list of batches (see :func:`batches`).
+
+    A partition (instance, month) belongs to one lane only, so each partition file has one writer; partitions
+    go to the lane with the fewest tasks so far, largest first. Empty lanes are dropped.
+    """
+    by_partition: dict[tuple[str, str], list[Fetch]] = {}
+    for fetch in fetches:
+        by_partition.setdefault(fetch.partition, []).append(fetch)
+    loads = [0] * max(1, n)
+    assigned: list[list[Fetch]] = [[] for _ in loads]
+    for _, group in sorted(by_partition.items(), key=lambda kv: (-sum(f.tasks for f in kv[1]), kv[0])):
+        lane = loads.index(min(loads))
+        assigned[lane].extend(group)
+        loads[lane] += sum(f.tasks for f in group)
+    return [list(batches(group, batch_tasks)) for group in assigned if group]
+
+
+_BATCH_FILES = (
+    ("filename", "VARCHAR"),
+    ("instance_id", "VARCHAR"),
+    ("execution_id", "BIGINT"),
+    ("run_id", "VARCHAR"),
+    ("page_offset", "BIGINT"),
+    ("pass_no", "INTEGER"),
+    ("rows", "BIGINT"),
+    ("execution_month", "VARCHAR"),
+    ("policy_id", "BIGINT"),
+)
+
+
 class Transformer:
     """Turns batches of fetches into Arrow tables. Holds one DuckDB connection; use as a context manager."""
 
-    def __init__(self, *, threads: int | None = None, memory_limit_mb: int = 384) -> None:
+    def __init__(self, *, threads: int | None = None, memory_limit_mb: int = MEMORY_MB) -> None:
         self.memory_limit_mb = memory_limit_mb
         self._spill = tempfile.mkdtemp(prefix="swr-etl-duckdb-")  # an execution larger than memory spills here
         self.db = duckdb.connect()
@@ -451,6 +505,11 @@ class Transformer:
         self.db.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
         self.db.execute("SET TimeZone = 'UTC'")
         self.db.execute("SET preserve_insertion_order = false")
+
+    def interrupt(self) -> None:
+        """Stop the statement running now, from another thread (it raises there); nothing if closed."""
+        with contextlib.suppress(duckdb.Error):
+            self.db.interrupt()
 
     def close(self) -> None:
         self.db.close()
@@ -545,25 +604,12 @@ class Transformer:
                 rows["rows"].append(count)
                 rows["execution_month"].append(fetch.month)
                 rows["policy_id"].append(policy_id if isinstance(policy_id, int) else None)
-        table = pa.table(
+        # list parameters, unnested side by side: registering an Arrow table would import pandas (0.1 s)
+        self.db.execute(
+            "CREATE OR REPLACE TEMP TABLE batch_files AS SELECT "
+            + ", ".join(f"unnest(${name})::{kind} AS {name}" for name, kind in _BATCH_FILES),
             rows,
-            schema=pa.schema(
-                [
-                    ("filename", pa.string()),
-                    ("instance_id", pa.string()),
-                    ("execution_id", pa.int64()),
-                    ("run_id", pa.string()),
-                    ("page_offset", pa.int64()),
-                    ("pass_no", pa.int32()),
-                    ("rows", pa.int64()),
-                    ("execution_month", pa.string()),
-                    ("policy_id", pa.int64()),
-                ]
-            ),
         )
-        self.db.register("batch_files_arrow", table)
-        self.db.execute("CREATE OR REPLACE TEMP TABLE batch_files AS SELECT * FROM batch_files_arrow")
-        self.db.unregister("batch_files_arrow")
         return files
 
     def _page_by_page(self, fetches: list[Fetch], files: list[str]) -> list[dict[str, Any]]:
