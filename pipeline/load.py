@@ -45,6 +45,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -71,6 +72,7 @@ from pipeline.transform import (
 )
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 ROW_GROUP_ROWS = 128 * 1024
 EMPTY = "__none__"  # the partition of a table's placeholder file
@@ -553,19 +555,18 @@ def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def transform_lanes(work: list[list[list[Fetch]]], target: LakeLoad) -> TransformStats:
-    """Transform each lane's batches into ``target``, the lanes side by side (threads: DuckDB, Arrow and
-    Parquet release the GIL). One lane gets every core; several get one DuckDB thread each. The first
-    error (or Ctrl-C) stops every lane at once and is raised."""
-    total = TransformStats()
-    if not work:
-        return total
+def transform_lanes(
+    work: list[list[list[Fetch]]], target: LakeLoad, meanwhile: Callable[[], _T]
+) -> tuple[TransformStats, _T]:
+    """Transform each lane's batches into ``target``, the lanes side by side in threads (DuckDB, Arrow and
+    Parquet release the GIL), while this thread does ``meanwhile`` (the small tables). One lane gets every
+    core; several get one DuckDB thread each. The first error (or Ctrl-C) stops every lane and is raised."""
     stop = threading.Event()
     transformers: list[Transformer] = []
+    alone = len(work) == 1
 
     def run(lane: list[list[Fetch]]) -> TransformStats:
         stats = TransformStats()
-        alone = len(work) == 1
         memory_mb = MEMORY_MB if alone else LANE_MEMORY_MB
         with Transformer(threads=None if alone else 1, memory_limit_mb=memory_mb) as transformer:
             transformers.append(transformer)
@@ -579,12 +580,11 @@ def transform_lanes(work: list[list[list[Fetch]]], target: LakeLoad) -> Transfor
                 log.info("transformed %d executions (%d tasks)", len(group), done.tasks)
         return stats
 
-    if len(work) == 1:
-        total.add(run(work[0]))
-        return total
-    with ThreadPoolExecutor(len(work), thread_name_prefix="lane") as pool:
+    total = TransformStats()
+    with ThreadPoolExecutor(max(1, len(work)), thread_name_prefix="lane") as pool:
         futures = [pool.submit(run, lane) for lane in work]
         try:
+            result = meanwhile()
             finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
             failed = [f for f in finished if f.exception() is not None]
             if failed:
@@ -595,9 +595,9 @@ def transform_lanes(work: list[list[list[Fetch]]], target: LakeLoad) -> Transfor
                 transformer.interrupt()
             wait(futures)
             raise
-        for future in futures:
-            total.add(future.result())
-    return total
+    for future in futures:
+        total.add(future.result())
+    return total, result
 
 
 def load_lake(
@@ -623,10 +623,6 @@ def load_lake(
     landing = Landing(data_dir)
     scope = set(instances)
     everything = [f for f in plan(landing) if not scope or f.key[0] in scope]
-    listed = {
-        INSTANCES.name: load_instances(landing),
-        POLICIES.name: load_policies(landing),
-    }
     # Not every instance of the project's listing: a job that extracted one instance has them all in its
     # instances listing, and its rebuild must not take (and empty) the other jobs' instances.
     owned = scope or (
@@ -651,8 +647,16 @@ def load_lake(
         try:
             if prepare is not None:
                 prepare(fetches)
-            summary.stats = transform_lanes(lanes(fetches, workers or default_workers(), batch_tasks), target)
-            listed[EXECUTIONS.name] = load_executions(landing, _loaded_fetches(loaded, everything))
+
+            def small_tables() -> dict[str, pa.Table]:
+                return {
+                    INSTANCES.name: load_instances(landing),
+                    POLICIES.name: load_policies(landing),
+                    EXECUTIONS.name: load_executions(landing, _loaded_fetches(loaded, everything)),
+                }
+
+            work = lanes(fetches, workers or default_workers(), batch_tasks)
+            summary.stats, listed = transform_lanes(work, target, small_tables)
             summary.rows = target.commit(listed)
         except OSError as exc:  # a full disk, a file too large, a permission: the lake stays as it was
             target.abort()

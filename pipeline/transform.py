@@ -83,42 +83,69 @@ _RESOURCE_STRUCTURE = json.dumps(
     }
 )
 
+# Whether a parsed resource needs a closer look (RESOURCE_ERRORS_SQL): the non-strict parse gives NULL for a
+# missing key or a value of the wrong type, so a NULL wherever the transform needs a value is suspicious.
+_SUSPICIOUS = """(
+    {p}.metadata IS NULL OR {p}.metadata.repository IS NULL OR {p}.metadata.repository.name IS NULL
+    OR {p}.metadata.artifacts IS NULL
+    OR coalesce(list_bool_or(list_transform(
+        {p}.metadata.artifacts,
+        lambda a: a IS NULL OR a.digest IS NULL OR a.tags IS NULL
+             OR coalesce(list_bool_or(list_transform(a.tags, lambda x: x IS NULL)), false)
+    )), false)
+)"""
+
 # constants only are formatted into these statements; values go in as parameters
 # Pages are split into JSON documents by DuckDB's cheapest reader and transformed in one pass (measured:
-# three times faster than read_json with typed columns).
+# three times faster than read_json with typed columns). Both resources of a task are parsed in the same
+# pass, and their text is kept only when it must be looked at again (it did not parse, or is suspicious):
+# keeping every text would cost half as much again as the parse.
 _READ_SELECT = f"""
-SELECT
-    f.instance_id, f.execution_id, f.run_id, f.page_offset, f.pass_no, f.execution_month, f.policy_id, u.pos,
-    u.t.id AS id_raw,
-    CASE WHEN regexp_full_match(trim(u.t.id), '-?[0-9]{{1,18}}') THEN CAST(trim(u.t.id) AS BIGINT) END AS task_id,
-    u.t.resource_type, u.t.operation, u.t.job_id, u.t.status,
-    coalesce(u.t."StatusRevision", u.t.status_revision) AS revision_raw,
-    CASE WHEN regexp_full_match(trim(coalesce(u.t."StatusRevision", u.t.status_revision)), '-?[0-9]{{1,18}}')
-         THEN CAST(trim(coalesce(u.t."StatusRevision", u.t.status_revision)) AS BIGINT) END AS status_revision,
-    u.t.start_time AS start_raw, TRY_CAST(NULLIF(trim(u.t.start_time), '') AS TIMESTAMPTZ) AS start_time,
-    u.t.end_time AS end_raw, TRY_CAST(NULLIF(trim(u.t.end_time), '') AS TIMESTAMPTZ) AS end_time,
-    u.t.src_resource, u.t.dst_resource
+SELECT * EXCLUDE (src_resource, dst_resource, src_look, dst_look),
+    src_look, CASE WHEN src_look THEN src_resource END AS src_txt,
+    dst_look, CASE WHEN dst_look THEN dst_resource END AS dst_txt
 FROM (
-    SELECT filename, unnest(page.tasks) AS t, unnest(range(len(page.tasks)))::INTEGER AS pos
+SELECT *,
+    src_p IS NULL OR {_SUSPICIOUS.format(p="src_p")} AS src_look,
+    dst_p IS NULL OR {_SUSPICIOUS.format(p="dst_p")} AS dst_look
+FROM (
+    SELECT *,
+        CASE WHEN json_valid(src_resource) THEN json_transform(src_resource, '{_RESOURCE_STRUCTURE}') END AS src_p,
+        CASE WHEN json_valid(dst_resource) THEN json_transform(dst_resource, '{_RESOURCE_STRUCTURE}') END AS dst_p
     FROM (
-        SELECT filename, json_transform(json, '{_PAGE_STRUCTURE}') AS page
-        FROM read_json_objects($files, format = 'auto', filename = true, maximum_object_size = {{max_size}})
+        SELECT
+            f.instance_id, f.execution_id, f.run_id, f.page_offset, f.pass_no, f.execution_month, f.policy_id, u.pos,
+            u.t.id AS id_raw,
+            CASE WHEN regexp_full_match(trim(u.t.id), '-?[0-9]{{1,18}}') THEN CAST(trim(u.t.id) AS BIGINT) END
+                AS task_id,
+            u.t.resource_type, u.t.operation, u.t.job_id, u.t.status,
+            coalesce(u.t."StatusRevision", u.t.status_revision) AS revision_raw,
+            CASE WHEN regexp_full_match(trim(coalesce(u.t."StatusRevision", u.t.status_revision)), '-?[0-9]{{1,18}}')
+                 THEN CAST(trim(coalesce(u.t."StatusRevision", u.t.status_revision)) AS BIGINT) END AS status_revision,
+            u.t.start_time AS start_raw, TRY_CAST(NULLIF(trim(u.t.start_time), '') AS TIMESTAMPTZ) AS start_time,
+            u.t.end_time AS end_raw, TRY_CAST(NULLIF(trim(u.t.end_time), '') AS TIMESTAMPTZ) AS end_time,
+            u.t.src_resource, u.t.dst_resource
+        FROM (
+            SELECT filename, unnest(page.tasks) AS t, unnest(range(len(page.tasks)))::INTEGER AS pos
+            FROM (SELECT filename, json_transform(json, '{_PAGE_STRUCTURE}') AS page FROM {{pages}})
+        ) u
+        JOIN batch_files f ON f.filename = u.filename
     )
-) u
-JOIN batch_files f ON f.filename = u.filename
+)
+)
 """
 PAGE_LIMIT = 16 << 20  # a page larger than this (decompressed) is read alone, with a larger buffer
 BIG_PAGE_LIMIT = 1 << 30
-READ_SQL = "CREATE OR REPLACE TEMP TABLE typed_tasks AS " + _READ_SELECT.replace("{max_size}", str(PAGE_LIMIT))
-EMPTY_TYPED_TASKS = """
-CREATE OR REPLACE TEMP TABLE typed_tasks (
-    instance_id VARCHAR, execution_id BIGINT, run_id VARCHAR, page_offset BIGINT, pass_no INTEGER,
-    execution_month VARCHAR, policy_id BIGINT, pos INTEGER, id_raw VARCHAR, task_id BIGINT,
-    resource_type VARCHAR, operation VARCHAR, job_id VARCHAR, status VARCHAR, revision_raw VARCHAR,
-    status_revision BIGINT, start_raw VARCHAR, start_time TIMESTAMPTZ, end_raw VARCHAR, end_time TIMESTAMPTZ,
-    src_resource VARCHAR, dst_resource VARCHAR
+
+
+def _pages(max_size: int) -> str:
+    return f"read_json_objects($files, format = 'auto', filename = true, maximum_object_size = {max_size})"
+
+
+READ_SQL = "CREATE OR REPLACE TEMP TABLE typed_tasks AS " + _READ_SELECT.replace("{pages}", _pages(PAGE_LIMIT))
+EMPTY_TYPED_TASKS = "CREATE OR REPLACE TEMP TABLE typed_tasks AS " + _READ_SELECT.replace(
+    "{pages}", "(SELECT NULL::VARCHAR AS filename, NULL::JSON AS json WHERE false)"
 )
-"""
 
 # Tasks without an id (or not objects at all), and pages that gave fewer tasks than were landed (``tasks``
 # not a list): rare, explained in Python with their raw text
@@ -150,50 +177,34 @@ COUNT_SQL = """
 SELECT count(*), count(DISTINCT (instance_id, execution_id, task_id)) FROM typed_tasks WHERE task_id IS NOT NULL
 """
 
-# The one place where embedded resources are parsed and judged.
-RESOURCES_SQL = f"""
-CREATE OR REPLACE TEMP TABLE resources AS
+# The one place where embedded resources are judged (they were parsed as they were read, see _READ_SELECT):
+# the few that did not parse, or were suspicious, are looked at again in their text, and those that fail get
+# their reason. A side with no row here is good: its parsed resource is used as it is.
+_JUDGED_SIDE = """
+    SELECT instance_id, execution_id, task_id, run_id, page_offset, pos, execution_month,
+           '{side}' AS side, {side}_p AS p, {side}_txt AS txt
+    FROM kept_tasks WHERE {side}_look
+"""
+RESOURCE_ERRORS_SQL = f"""
+CREATE OR REPLACE TEMP TABLE resource_errors AS
 WITH sides AS (
-    SELECT instance_id, execution_id, task_id, run_id, page_offset, pos, execution_month,
-           'src' AS side, src_resource AS txt
-    FROM kept_tasks
+    {_JUDGED_SIDE.format(side="src")}
     UNION ALL
-    SELECT instance_id, execution_id, task_id, run_id, page_offset, pos, execution_month,
-           'dst' AS side, dst_resource AS txt
-    FROM kept_tasks
-), parsed AS (
-    SELECT *, CASE WHEN json_valid(txt) THEN json_transform(txt, '{_RESOURCE_STRUCTURE}') END AS p
-    FROM sides
-), flagged AS (
-    SELECT *,
-        p IS NOT NULL AND (
-            p.metadata IS NULL OR p.metadata.repository IS NULL OR p.metadata.repository.name IS NULL
-            OR p.metadata.artifacts IS NULL
-            OR coalesce(list_bool_or(list_transform(
-                p.metadata.artifacts,
-                lambda a: a IS NULL OR a.digest IS NULL OR a.tags IS NULL
-                     OR coalesce(list_bool_or(list_transform(a.tags, lambda x: x IS NULL)), false)
-            )), false)
-        ) AS suspicious
-    FROM parsed
+    {_JUDGED_SIDE.format(side="dst")}
 ), typed AS (
     SELECT *,
-        CASE WHEN suspicious THEN json_type(
+        CASE WHEN p IS NOT NULL THEN json_type(
             txt, ['$.metadata', '$.metadata.repository', '$.metadata.repository.name', '$.metadata.artifacts']
         ) END AS ty
-    FROM flagged
-), judged AS (
-    SELECT instance_id, execution_id, task_id, run_id, page_offset, pos, execution_month, side,
-        CASE WHEN error IS NULL THEN p END AS p,
-        CASE WHEN error IS NOT NULL THEN txt END AS raw,
-        error
-    FROM (
+    FROM sides
+)
+SELECT instance_id, execution_id, task_id, run_id, page_offset, pos, execution_month, side, txt AS raw, error
+FROM (
 SELECT *,
     CASE
-        WHEN txt IS NULL THEN 'missing or null'
+        WHEN p IS NULL AND txt IS NULL THEN 'missing or null'
         WHEN p IS NULL THEN CASE WHEN trim(txt) = '' THEN 'empty string' ELSE 'invalid JSON' END
-        WHEN NOT suspicious THEN NULL
-        -- only a suspicious resource is looked at again (a valid non-object always is: it has no metadata)
+        -- the others are suspicious (a valid non-object always is: it has no metadata)
         WHEN json_type(txt) <> 'OBJECT' THEN 'not a JSON object but ' || lower(json_type(txt))
         WHEN ty[1] IS NULL THEN 'missing key metadata'
         WHEN ty[1] <> 'OBJECT' THEN 'metadata is ' || lower(ty[1]) || ', expected an object'
@@ -217,80 +228,80 @@ SELECT *,
             THEN 'a tag is not a string'
     END AS error
 FROM typed
-    )
 )
--- what the tasks table keeps of each side: scalars, so that joining them to the tasks carries no lists
-SELECT *,
-    p.metadata.repository.name AS repository,
-    CASE WHEN p IS NOT NULL THEN coalesce(len(p.metadata.artifacts), 0) END::INTEGER AS artifact_count,
-    CASE WHEN p IS NOT NULL THEN coalesce(list_sum(list_transform(
-        p.metadata.artifacts, lambda a: coalesce(len(a.tags), 0))), 0) END::INTEGER AS tag_count,
-    TRY_CAST(p.metadata.repository.metadata.public AS BOOLEAN) AS public,
-    p.deleted AS deleted,
-    p.override AS override
-FROM judged
+WHERE error IS NOT NULL
 """
 
-_SIDE = "SELECT instance_id, execution_id, task_id, {columns} FROM resources WHERE side = '{side}'"
-_SIDE_COLUMNS = "repository, artifact_count, tag_count, public, deleted, override, error"
+_KEYS = "instance_id, execution_id, task_id"
+# the outputs are read one partition at a time: DuckDB filters rows cheaper than Arrow splits mixed chunks
+_ONE_PARTITION = "instance_id = $instance_id AND execution_month = $month"
+_SIDE_ERRORS = "(SELECT instance_id, execution_id, task_id, error FROM resource_errors WHERE side = '{side}')"
+# what the tasks table keeps of a side: nothing when the side was rejected (a good side always parsed)
+_SIDE_COLUMNS = """
+    CASE WHEN {e}.error IS NULL THEN t.{side}_p.metadata.repository.name END AS {side}_repository,
+    CASE WHEN {e}.error IS NULL THEN coalesce(len(t.{side}_p.metadata.artifacts), 0) END::INTEGER AS {side}_artifacts,
+    CASE WHEN {e}.error IS NULL THEN coalesce(list_sum(list_transform(
+        t.{side}_p.metadata.artifacts, lambda a: coalesce(len(a.tags), 0))), 0) END::INTEGER AS {side}_tags,
+    CASE WHEN {e}.error IS NULL THEN TRY_CAST(t.{side}_p.metadata.repository.metadata.public AS BOOLEAN) END
+        AS {side}_public,
+    CASE WHEN {e}.error IS NULL THEN t.{side}_p.deleted END AS {side}_deleted,
+    {e}.error IS NOT NULL AS {side}_rejected,
+"""
 TASKS_OUT_SQL = f"""
 SELECT
     t.instance_id, t.execution_id, t.task_id, t.policy_id, t.resource_type, t.operation, t.job_id, t.status,
     t.status_revision, t.start_time, t.end_time,
     CASE WHEN t.end_time >= t.start_time THEN epoch(t.end_time) - epoch(t.start_time) END AS duration_s,
-    s.repository AS src_repository,
-    d.repository AS dst_repository,
-    s.artifact_count AS src_artifacts,
-    d.artifact_count AS dst_artifacts,
-    s.tag_count AS src_tags,
-    d.tag_count AS dst_tags,
-    s.public AS src_public,
-    d.public AS dst_public,
-    s.deleted AS src_deleted,
-    d.deleted AS dst_deleted,
-    d.override AS dst_override,
-    s.error IS NOT NULL AS src_rejected,
-    d.error IS NOT NULL AS dst_rejected,
+    {_SIDE_COLUMNS.format(e="s", side="src")}
+    {_SIDE_COLUMNS.format(e="d", side="dst")}
+    CASE WHEN d.error IS NULL THEN t.dst_p.override END AS dst_override,
     t.run_id, t.execution_month
 FROM kept_tasks t
-JOIN ({_SIDE.format(columns=_SIDE_COLUMNS, side="src")}) s USING (instance_id, execution_id, task_id)
-JOIN ({_SIDE.format(columns=_SIDE_COLUMNS, side="dst")}) d USING (instance_id, execution_id, task_id)
+LEFT JOIN {_SIDE_ERRORS.format(side="src")} s USING ({_KEYS})
+LEFT JOIN {_SIDE_ERRORS.format(side="dst")} d USING ({_KEYS})
 """
 
-ARTIFACTS_SQL = """
+_ARTIFACTS_SIDE = """
+    SELECT t.instance_id, t.execution_id, t.task_id, '{side}' AS side, t.execution_month,
+           t.{side}_p.metadata.repository.name AS repository,
+           unnest(t.{side}_p.metadata.artifacts) AS a,
+           unnest(range(len(t.{side}_p.metadata.artifacts)))::INTEGER AS artifact_idx
+    FROM kept_tasks t
+    ANTI JOIN {errors} e USING ({keys})
+    WHERE t.{side}_p.metadata.artifacts IS NOT NULL
+"""
+ARTIFACTS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE artifact_rows AS
 SELECT instance_id, execution_id, task_id, side, artifact_idx, repository,
        a.type AS artifact_type, a.digest, coalesce(len(a.tags), 0)::INTEGER AS tag_count, a.tags, execution_month
 FROM (
-    SELECT instance_id, execution_id, task_id, side, execution_month,
-           p.metadata.repository.name AS repository,
-           unnest(p.metadata.artifacts) AS a,
-           unnest(range(len(p.metadata.artifacts)))::INTEGER AS artifact_idx
-    FROM resources
-    WHERE error IS NULL AND p.metadata.artifacts IS NOT NULL
+    {_ARTIFACTS_SIDE.format(side="src", errors=_SIDE_ERRORS.format(side="src"), keys=_KEYS)}
+    UNION ALL
+    {_ARTIFACTS_SIDE.format(side="dst", errors=_SIDE_ERRORS.format(side="dst"), keys=_KEYS)}
 )
 """
 
-ARTIFACTS_OUT_SQL = """
+ARTIFACTS_OUT_SQL = f"""
 SELECT instance_id, execution_id, task_id, side, artifact_idx, repository, artifact_type, digest, tag_count,
        execution_month
 FROM artifact_rows
+WHERE {_ONE_PARTITION}
 """
 
-TAGS_OUT_SQL = """
+TAGS_OUT_SQL = f"""
 SELECT instance_id, execution_id, task_id, side, artifact_idx, tag_idx, repository, digest, tag, execution_month
 FROM (
     SELECT instance_id, execution_id, task_id, side, artifact_idx, repository, digest, execution_month,
            unnest(tags) AS tag, unnest(range(len(tags)))::INTEGER AS tag_idx
     FROM artifact_rows
-    WHERE tags IS NOT NULL
+    WHERE tags IS NOT NULL AND {_ONE_PARTITION}
 )
 """
 
 REJECTS_OUT_SQL = """
 SELECT instance_id, execution_id, task_id, side || '_resource' AS field, error, raw,
        run_id, page_offset, pos AS position, execution_month
-FROM resources WHERE error IS NOT NULL
+FROM resource_errors
 UNION ALL
 SELECT instance_id, execution_id, NULL, 'id', 'task id is not an integer: not loaded',
        id_raw, run_id, page_offset, pos, execution_month
@@ -556,16 +567,17 @@ class Transformer:
         listed, distinct = self.db.execute(COUNT_SQL).fetchall()[0]
         dedupe = listed != distinct
         self.db.execute(DEDUPE_SQL if dedupe else NO_DEDUPE_SQL)
-        self.db.execute(RESOURCES_SQL)
+        self.db.execute(RESOURCE_ERRORS_SQL)
         self.db.execute(ARTIFACTS_SQL)
-        counts = {t.name: self._stream(t, sql, sink) for t, sql in OUTPUTS}
+        keys = sorted({f.partition for f in fetches})
+        counts = {t.name: self._stream(t, sql, sink, keys if t is not TASKS else None) for t, sql in OUTPUTS}
         rejects = _explain(self._fetch(REJECTS, REJECTS_OUT_SQL), python_rejects)
         sink(REJECTS, rejects)
         by_field: dict[str, int] = {}
         for name in rejects.column("field").to_pylist():
             by_field[name] = by_field.get(name, 0) + 1
         self.db.execute(f"DROP {'TABLE' if dedupe else 'VIEW'} kept_tasks")
-        self.db.execute("DROP TABLE typed_tasks; DROP TABLE resources; DROP TABLE artifact_rows")
+        self.db.execute("DROP TABLE typed_tasks; DROP TABLE resource_errors; DROP TABLE artifact_rows")
         return TransformStats(
             tasks=counts[TASKS.name],
             duplicates=int(listed) - int(distinct),
@@ -574,12 +586,19 @@ class Transformer:
             rejects=by_field,
         )
 
-    def _stream(self, table: Table, sql: str, sink: Sink) -> int:
+    def _stream(self, table: Table, sql: str, sink: Sink, keys: list[tuple[str, str]] | None) -> int:
+        """Hand ``sql``'s rows to ``sink`` in chunks: all at once, or partition by partition (``keys``: the
+        batch's partitions), since for the large tables DuckDB filters rows cheaper than Arrow splits chunks
+        that mix partitions (measured in 118k tasks: 0.4 s less splitting, 0.4 s less writing, 0.1 s more SQL)."""
         rows = 0
-        for chunk in self.db.sql(sql).to_arrow_reader(CHUNK_ROWS):
-            part = pa.Table.from_batches([chunk]).select(table.columns).cast(table.schema)
-            rows += part.num_rows
-            sink(table, part)
+        runs: list[dict[str, str] | None] = [None]
+        if keys is not None:
+            runs = [{"instance_id": instance_id, "month": month} for instance_id, month in keys]
+        for params in runs:
+            for chunk in self.db.sql(sql, params=params).to_arrow_reader(CHUNK_ROWS):
+                part = pa.Table.from_batches([chunk]).select(table.columns).cast(table.schema)
+                rows += part.num_rows
+                sink(table, part)
         return rows
 
     def _fetch(self, table: Table, sql: str) -> pa.Table:
@@ -621,14 +640,14 @@ class Transformer:
         rejects = []
         for path in files:
             try:
-                self.db.execute(insert.replace("{max_size}", str(PAGE_LIMIT)), {"files": [path]})
+                self.db.execute(insert.replace("{pages}", _pages(PAGE_LIMIT)), {"files": [path]})
                 continue
             except duckdb.InvalidInputException as exc:
                 reason = str(exc).splitlines()[0]
             if "maximum_object_size" in reason:
                 try:
                     with self._roomier():
-                        self.db.execute(insert.replace("{max_size}", str(BIG_PAGE_LIMIT)), {"files": [path]})
+                        self.db.execute(insert.replace("{pages}", _pages(BIG_PAGE_LIMIT)), {"files": [path]})
                     log.warning("page %s is over %d MiB: read alone", path, PAGE_LIMIT >> 20)
                     continue
                 except duckdb.Error as exc:
