@@ -193,9 +193,14 @@ WITH sides AS (
     {_JUDGED_SIDE.format(side="dst")}
 ), typed AS (
     SELECT *,
-        CASE WHEN p IS NOT NULL THEN json_type(
-            txt, ['$.metadata', '$.metadata.repository', '$.metadata.repository.name', '$.metadata.artifacts']
-        ) END AS ty
+        -- the text is parsed again only to name what is missing or of the wrong type
+        CASE WHEN p IS NOT NULL AND (p.metadata IS NULL OR p.metadata.repository IS NULL
+                  OR p.metadata.repository.name IS NULL OR p.metadata.artifacts IS NULL)
+             THEN json_type(
+                 txt, ['$.metadata', '$.metadata.repository', '$.metadata.repository.name', '$.metadata.artifacts']
+             ) END AS ty,
+        CASE WHEN list_bool_or(list_transform(p.metadata.artifacts, lambda a: a.tags IS NULL))
+             THEN json_type(txt, '$.metadata.artifacts[*].tags') END AS tt
     FROM sides
 )
 SELECT instance_id, execution_id, task_id, run_id, page_offset, pos, execution_month, side, txt AS raw, error
@@ -205,26 +210,24 @@ SELECT *,
         WHEN p IS NULL AND txt IS NULL THEN 'missing or null'
         WHEN p IS NULL THEN CASE WHEN trim(txt) = '' THEN 'empty string' ELSE 'invalid JSON' END
         -- the others are suspicious (a valid non-object always is: it has no metadata)
-        WHEN json_type(txt) <> 'OBJECT' THEN 'not a JSON object but ' || lower(json_type(txt))
-        WHEN ty[1] IS NULL THEN 'missing key metadata'
-        WHEN ty[1] <> 'OBJECT' THEN 'metadata is ' || lower(ty[1]) || ', expected an object'
-        WHEN ty[2] IS NULL THEN 'missing key metadata.repository'
-        WHEN ty[2] <> 'OBJECT' THEN 'metadata.repository is ' || lower(ty[2]) || ', expected an object'
-        WHEN ty[3] IS NULL THEN 'missing key metadata.repository.name'
-        WHEN ty[3] <> 'VARCHAR' THEN 'metadata.repository.name is ' || lower(ty[3]) || ', expected a string'
-        WHEN ty[4] IS NULL THEN 'missing key metadata.artifacts'
-        WHEN ty[4] = 'NULL' THEN NULL
-        WHEN ty[4] <> 'ARRAY' THEN 'metadata.artifacts is ' || lower(ty[4]) || ', expected an array'
-        WHEN len(list_filter(json_type(txt, '$.metadata.artifacts[*]'), lambda x: x <> 'OBJECT')) > 0
+        WHEN p.metadata IS NULL AND json_type(txt) <> 'OBJECT' THEN 'not a JSON object but ' || lower(json_type(txt))
+        WHEN p.metadata IS NULL THEN CASE WHEN ty[1] IS NULL THEN 'missing key metadata'
+            ELSE 'metadata is ' || lower(ty[1]) || ', expected an object' END
+        WHEN p.metadata.repository IS NULL THEN CASE WHEN ty[2] IS NULL THEN 'missing key metadata.repository'
+            ELSE 'metadata.repository is ' || lower(ty[2]) || ', expected an object' END
+        WHEN p.metadata.repository.name IS NULL THEN CASE WHEN ty[3] IS NULL THEN 'missing key metadata.repository.name'
+            ELSE 'metadata.repository.name is ' || lower(ty[3]) || ', expected a string' END
+        WHEN p.metadata.artifacts IS NULL THEN CASE WHEN ty[4] IS NULL THEN 'missing key metadata.artifacts'
+            WHEN ty[4] = 'NULL' THEN NULL ELSE 'metadata.artifacts is ' || lower(ty[4]) || ', expected an array' END
+        WHEN list_bool_or(list_transform(p.metadata.artifacts, lambda a: a IS NULL))
             THEN 'an artifact is not an object'
-        WHEN len(list_filter(json_type(txt, '$.metadata.artifacts[*].digest'), lambda x: x = 'VARCHAR'))
-             < len(p.metadata.artifacts)
+        WHEN list_bool_or(list_transform(p.metadata.artifacts, lambda a: a.digest IS NULL))
             THEN 'an artifact has no digest string'
-        WHEN len(json_type(txt, '$.metadata.artifacts[*].tags')) < len(p.metadata.artifacts)
-            THEN 'an artifact has no tags key'
-        WHEN len(list_filter(json_type(txt, '$.metadata.artifacts[*].tags'), lambda x: x NOT IN ('ARRAY', 'NULL'))) > 0
+        WHEN len(tt) < len(p.metadata.artifacts) THEN 'an artifact has no tags key'
+        WHEN len(list_filter(tt, lambda x: x NOT IN ('ARRAY', 'NULL'))) > 0
             THEN 'the tags of an artifact are not an array'
-        WHEN len(list_filter(json_type(txt, '$.metadata.artifacts[*].tags[*]'), lambda x: x <> 'VARCHAR')) > 0
+        WHEN list_bool_or(list_transform(
+                p.metadata.artifacts, lambda a: list_bool_or(list_transform(a.tags, lambda x: x IS NULL))))
             THEN 'a tag is not a string'
     END AS error
 FROM typed

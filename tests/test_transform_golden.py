@@ -478,6 +478,31 @@ def test_an_id_that_is_not_a_whole_number_never_stands_in_for_another_task(tmp_p
     assert (reject["field"], reject["raw"], reject["error"]) == ("id", "1.5", "task id is not an integer: not loaded")
 
 
+def test_a_scalar_of_another_type_is_read_as_its_text_whatever_else_the_resource_holds(tmp_path: Path) -> None:
+    """The rule does not depend on whether a neighbouring artifact made the resource worth a second look (an
+    artifact with ``tags: null`` does); it used to: the same tag was read in one task and rejected in the other."""
+    odd = {"type": "IMAGE", "digest": 12345, "tags": [7, "latest", True]}
+    alone = resource(42, [odd])
+    beside_null_tags = resource(42, [odd, ARTS[1]])
+    land(tmp_path, [[task(1, alone, alone), task(2, beside_null_tags, beside_null_tags)]])
+    summary = load_lake(tmp_path, version="20261101T000001000Z-bbbbbb")
+    assert summary.stats.rejects == {}
+    tasks = rows(tmp_path, "tasks", "task_id")
+    assert [(r["task_id"], r["src_repository"], r["src_rejected"], r["src_tags"]) for r in tasks] == [
+        (1, "42", False, 3),
+        (2, "42", False, 3),
+    ]
+    tags = rows(tmp_path, "tags", "task_id, side, artifact_idx, tag_idx")
+    assert [(r["task_id"], r["digest"], r["tag"]) for r in tags if r["side"] == "src"] == [
+        (1, "12345", "7"),
+        (1, "12345", "latest"),
+        (1, "12345", "true"),
+        (2, "12345", "7"),
+        (2, "12345", "latest"),
+        (2, "12345", "true"),
+    ]
+
+
 def test_a_page_larger_than_the_reader_buffer_is_read_alone_and_loses_nothing(tmp_path: Path) -> None:
     many = [{"type": "IMAGE", "digest": f"sha256:{n:064x}", "tags": [f"t{n}"]} for n in range(2000)]
     big = [task(n, resource("team/huge", many), resource("mirror/huge", many)) for n in range(1, 101)]
