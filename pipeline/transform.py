@@ -139,11 +139,19 @@ PAGE_LIMIT = 16 << 20  # a page larger than this (decompressed) is read alone, w
 BIG_PAGE_LIMIT = 1 << 30
 
 
-def _pages(max_size: int) -> str:
-    return f"read_json_objects($files, format = 'auto', filename = true, maximum_object_size = {max_size})"
+def _pages(max_size: int, lines: bool = False) -> str:
+    """The JSON documents of ``$files``. ``lines``: a page is one line (as the API sends it), which DuckDB
+    reads 1.5 times faster (it only splits at newlines); a page that is not is read again alone (auto)."""
+    format_ = "newline_delimited" if lines else "auto"
+    return (
+        f"read_json_objects($files, format = '{format_}', compression = 'gzip', filename = true, "
+        f"maximum_object_size = {max_size})"
+    )
 
 
-READ_SQL = "CREATE OR REPLACE TEMP TABLE typed_tasks AS " + _READ_SELECT.replace("{pages}", _pages(PAGE_LIMIT))
+READ_SQL = "CREATE OR REPLACE TEMP TABLE typed_tasks AS " + _READ_SELECT.replace(
+    "{pages}", _pages(PAGE_LIMIT, lines=True)
+)
 EMPTY_TYPED_TASKS = "CREATE OR REPLACE TEMP TABLE typed_tasks AS " + _READ_SELECT.replace(
     "{pages}", "(SELECT NULL::VARCHAR AS filename, NULL::JSON AS json WHERE false)"
 )

@@ -413,6 +413,20 @@ def test_pages_that_are_not_json_or_whose_tasks_are_not_a_list_are_kept_whole(tm
     assert rejects[1]["error"].startswith("page is not JSON: ")
 
 
+def test_a_page_spread_over_several_lines_loads_like_one_on_a_single_line(tmp_path: Path) -> None:
+    """Pages are read as one line each (as the API sends them); a pretty-printed one is read again alone."""
+    first = [task(1, resource("a/b", ARTS), resource("c/b", ARTS)), task(2, "{oops", None)]
+    second = [task(3, resource("a/d", ARTS[:1]), resource("c/d", ARTS[:1]))]
+    pretty = json.dumps({"tasks": second, "total": 3}, indent=2).encode()
+    assert b"\n" in pretty
+    land(tmp_path / "one-line", [first, second])
+    land(tmp_path / "pretty", [first, pretty])
+    for case in ("one-line", "pretty"):
+        load_lake(tmp_path / case, version="20261101T000001000Z-bbbbbb")
+    for table, order in (("tasks", "task_id"), ("tags", "task_id, side, artifact_idx, tag_idx"), ("rejects", "field")):
+        assert rows(tmp_path / "pretty", table, order) == rows(tmp_path / "one-line", table, order) != []
+
+
 def land_listing(data_dir: Path, kind: str, run_id: str, records: list[dict[str, Any]], **keys: str) -> None:
     writer = Landing(data_dir).fetch(kind, run_id, **keys)
     body = json.dumps({kind: records, "total": len(records)}).encode()
