@@ -208,9 +208,17 @@ def extract_cmd(state: State, /, **flags: Any) -> None:
         _run_extract(state, settings, _mirror(settings))
 
 
+WORKERS_OPTION = click.option(
+    "--workers",
+    type=int,
+    help="Lanes that transform side by side [env SWR_ETL_WORKERS; default: one per core, at most 4].",
+)
+
+
 @cli.command("run")
 @scope_options
 @click.option("--strict", is_flag=True, default=None, help="Exit 3 when any record was rejected.")
+@WORKERS_OPTION
 @click.pass_obj
 def run_cmd(state: State, /, **flags: Any) -> None:
     """Extract what changed in scope, then transform and load it into the lake and the warehouse.
@@ -264,6 +272,7 @@ def _load(
         instances=settings.instance_ids,
         lake_location=settings.lake,
         prepare=None if mirror is None else mirror.pull_pages,
+        workers=settings.workers,
     )
     warehouse.build(settings.data_dir, settings.lake)
     counts = {**asdict(summary.stats), "executions_loaded": summary.executions_loaded, "lake_rows": summary.rows}
@@ -283,6 +292,7 @@ def _load(
     help="Rebuild only this instance (repeatable). Default: every instance of the raw landing.",
 )
 @click.option("--strict", is_flag=True, default=None, help="Exit 3 when any record was rejected.")
+@WORKERS_OPTION
 @click.option("--views-only", is_flag=True, help="Only rewrite warehouse.duckdb (after moving the data directory).")
 @click.pass_obj
 def rebuild_cmd(
@@ -292,6 +302,7 @@ def rebuild_cmd(
     work_dir: Path | None,
     instance_ids: tuple[str, ...],
     strict: bool | None,
+    workers: int | None,
     views_only: bool,
 ) -> None:
     """Transform and load the whole lake again from the raw landing alone, with no API call.
@@ -300,7 +311,8 @@ def rebuild_cmd(
     Example:
       swr-etl rebuild --data-dir /srv/swr-lake
     """
-    flags = {"data_dir": data_dir, "lake": lake, "work_dir": work_dir, "instance_ids": instance_ids, "strict": strict}
+    flags: dict[str, Any] = {"data_dir": data_dir, "lake": lake, "work_dir": work_dir, "workers": workers}
+    flags |= {"instance_ids": instance_ids, "strict": strict}
     settings = resolve_settings(flags, os.environ, None, need_api=False)
     if views_only:
         from pipeline import warehouse

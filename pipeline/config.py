@@ -20,6 +20,7 @@ from pipeline.errors import ConfigError
 
 DEFAULT_CONCURRENCY = 8
 MAX_CONCURRENCY = 64
+MAX_WORKERS = 16  # lanes of a load: each holds a batch and its own DuckDB memory
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 SECRET_ENV = (
@@ -135,6 +136,7 @@ class Settings:
     full: bool = False  # fetch finished executions again, even those already landed
     ca_bundle: Path | None = None  # CA certificates to verify the endpoint with (a private CA)
     insecure: bool = False  # no TLS verification at all: loud, and only when asked for
+    workers: int | None = None  # lanes that transform side by side (default: one per core, at most 4)
 
 
 # name -> (flag, environment variable, kind). Kinds: str, int, float, ids (str list), ints, path, bool.
@@ -155,6 +157,7 @@ FIELDS: dict[str, tuple[str, str | None, str]] = {
     "full": ("--full", None, "bool"),
     "ca_bundle": ("--ca-bundle", "SWR_ETL_CA_BUNDLE", "path"),
     "insecure": ("--insecure", None, "bool"),
+    "workers": ("--workers", "SWR_ETL_WORKERS", "int"),
 }
 # Config-file keys also accepted with dashes, as the flags spell them.
 FILE_ALIASES = {"instance_id": "instance_ids", "policy_id": "policy_ids", "execution_id": "execution_ids"}
@@ -269,6 +272,8 @@ def resolve_settings(
         problems.append("--ca-bundle and --insecure contradict each other: give one")
     if "max_attempts" in values and not 1 <= values["max_attempts"] <= 20:
         problems.append("max_attempts must be from 1 to 20")
+    if "workers" in values and not 1 <= values["workers"] <= MAX_WORKERS:
+        problems.append(f"workers must be from 1 to {MAX_WORKERS}, got {values['workers']}")
 
     credentials: Credentials | None = None
     if need_api:

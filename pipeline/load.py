@@ -548,10 +548,7 @@ def _migrate_versioned_layout(data_dir: Path) -> None:
 
 
 def default_workers() -> int:
-    """Lanes of a load: ``SWR_ETL_WORKERS``, else one per core (at most 4: each holds a batch in memory)."""
-    configured = os.environ.get("SWR_ETL_WORKERS", "").strip()
-    if configured.isdigit() and int(configured) > 0:
-        return int(configured)
+    """Lanes of a load when not configured (``--workers``): one per core, at most 4 (each holds a batch)."""
     return max(1, min(4, os.cpu_count() or 1))
 
 

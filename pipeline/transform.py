@@ -1,19 +1,23 @@
 """Transform: raw task pages into tidy Arrow tables (tasks, artifacts, tags, rejects) and executions.
 
-The heavy lifting runs inside DuckDB (vectorised C++, both cores): it reads the gzip'd pages, unnests the
-tasks, and parses every embedded ``src_resource`` / ``dst_resource``, all in one place,
-:data:`RESOURCES_SQL`. Python only plans the batches, explains the few records that were rejected, and
-hands Arrow tables to the loader.
+The heavy lifting runs inside DuckDB (vectorised C++): it reads the gzip'd pages, unnests the tasks and
+parses both embedded ``src_resource`` / ``dst_resource`` as it reads them (:data:`READ_SQL`); the few
+resources that did not parse, or look wrong, are judged in one place (:data:`RESOURCE_ERRORS_SQL`). Arrow
+then explodes the good sides' artifact lists into artifacts and tags. Python only plans the batches,
+explains the few records that were rejected, and hands Arrow tables to the loader. A load runs several
+:class:`Transformer` side by side, one per lane of whole partitions (:func:`lanes`).
 
 Bad input never stops a run and never vanishes. A resource that cannot be read (invalid JSON, trailing
-text after the object, a missing or null resource, wrong types, an empty string) gives a ``rejects`` row
-with its raw text and the reason, and no artifact or tag rows for that side; its task row still loads. A
-task with no usable id cannot be a ``tasks`` row (it has no key): it goes to ``rejects`` whole. A missing
-``operation`` or ``status``, and a time or revision that does not parse, are recorded too (the row still
-loads, with a null). Duplicated task ids within a fetch keep the row with the highest ``StatusRevision``.
+text after the object, a missing or null resource, an empty string, a part of the wrong structure) gives a
+``rejects`` row with its raw text and the reason, and no artifact or tag rows for that side; its task row
+still loads. A scalar of another type than expected (a tag or a digest sent as a number) is read as its
+text. A task with no usable id cannot be a ``tasks`` row (it has no key): it goes to ``rejects`` whole. A
+missing ``operation`` or ``status``, and a time or revision that does not parse, are recorded too (the row
+still loads, with a null). Duplicated task ids within a fetch keep the row with the highest
+``StatusRevision``.
 
-Memory is bounded by the batch size (whole executions, about ``batch_tasks`` tasks at a time) and by
-DuckDB's ``memory_limit``, never by the size of the run.
+Memory is bounded by the batch size (whole executions, about ``batch_tasks`` tasks at a time), by the number
+of lanes and by DuckDB's ``memory_limit``, never by the size of the run.
 """
 
 from __future__ import annotations

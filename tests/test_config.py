@@ -105,3 +105,12 @@ def test_reprs_show_no_secret() -> None:
     for secret in ("AKVISIBLE99", "SK-very-secret", "st-x1"):
         assert secret not in text
     assert s.credentials.secrets() == ["AKVISIBLE99", "SK-very-secret", "st-x1"]
+
+
+def test_workers_come_from_the_environment_and_are_checked() -> None:
+    env = {**BASE_ENV, "SWR_AUTH_TOKEN": "tok-123456"}
+    assert resolve_settings({}, env).workers is None  # the load picks a lane per core
+    assert resolve_settings({}, {**env, "SWR_ETL_WORKERS": "3"}).workers == 3
+    assert resolve_settings({"workers": 1}, {**env, "SWR_ETL_WORKERS": "3"}).workers == 1
+    with pytest.raises(ConfigError, match="workers must be from 1 to 16, got 0"):
+        resolve_settings({}, {**env, "SWR_ETL_WORKERS": "0"})
