@@ -249,7 +249,7 @@ WHERE error IS NOT NULL
 """
 
 _KEYS = "instance_id, execution_id, task_id"
-# the outputs are read one partition at a time: DuckDB filters rows cheaper than Arrow splits mixed chunks
+# artifact lists are read a partition at a time: DuckDB filters rows cheaper than Arrow splits mixed chunks
 _ONE_PARTITION = "instance_id = $instance_id AND execution_month = $month"
 _SIDE_ERRORS = "(SELECT instance_id, execution_id, task_id, error FROM resource_errors WHERE side = '{side}')"
 # what the tasks table keeps of a side: nothing when the side was rejected (a good side always parsed)
