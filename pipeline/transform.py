@@ -23,6 +23,7 @@ of lanes and by DuckDB's ``memory_limit``, never by the size of the run.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import gzip
 import json
@@ -186,6 +187,31 @@ QUALIFY row_number() OVER (
 ) = 1
 """
 NO_DEDUPE_SQL = "CREATE OR REPLACE TEMP VIEW kept_tasks AS SELECT * FROM typed_tasks WHERE task_id IS NOT NULL"
+# A part of a split fetch: its duplicated task ids were settled across the whole fetch (``losers``: the rows
+# that lose, see Transformer._settle), so a part only drops those.
+PART_KEPT_SQL = """
+CREATE OR REPLACE TEMP VIEW kept_tasks AS
+SELECT t.* FROM typed_tasks t ANTI JOIN losers l USING (page_offset, pass_no, pos) WHERE t.task_id IS NOT NULL
+"""
+IDS_TABLE = (
+    "CREATE OR REPLACE TEMP TABLE ids (page_offset BIGINT, pass_no INTEGER, pos INTEGER, task_id BIGINT, "
+    "status_revision BIGINT)"
+)
+
+
+def _ids(pages: str) -> str:
+    """The task ids of ``pages`` and what settles duplicates: DuckDB reads nothing else of the tasks."""
+    select = _READ_SELECT.replace("{pages}", pages)
+    return f"SELECT page_offset, pass_no, pos, task_id, status_revision FROM ({select}) WHERE task_id IS NOT NULL"
+
+
+SETTLE_SQL = """
+CREATE OR REPLACE TEMP TABLE losers AS
+SELECT page_offset, pass_no, pos FROM ids
+QUALIFY row_number() OVER (
+    PARTITION BY task_id ORDER BY status_revision DESC NULLS LAST, pass_no DESC, page_offset DESC, pos DESC
+) > 1
+"""
 COUNT_SQL = """
 SELECT count(*), count(DISTINCT (instance_id, execution_id, task_id)) FROM typed_tasks WHERE task_id IS NOT NULL
 """
@@ -334,10 +360,17 @@ class Fetch:
     folder: Path
     pages: tuple[tuple[int, str, int, int], ...]  # (offset, file name, rows, pass)
     execution: dict[str, Any]
+    # Set when this is one part of a fetch too large for a batch (see :func:`batches`): every page of the
+    # fetch, across which its duplicated task ids are settled.
+    all_pages: tuple[tuple[int, str, int, int], ...] | None = None
 
     @property
     def tasks(self) -> int:
         return sum(page[2] for page in self.pages)
+
+    @property
+    def first_part(self) -> bool:
+        return self.all_pages is None or self.pages[:1] == self.all_pages[:1]
 
     @property
     def month(self) -> str:
@@ -452,7 +485,9 @@ def plan(landing: Landing, only: Iterable[tuple[str, int]] | None = None) -> lis
 
 
 def batches(fetches: Iterable[Fetch], batch_tasks: int = DEFAULT_BATCH_TASKS) -> Iterator[list[Fetch]]:
-    """Whole executions, about ``batch_tasks`` tasks a batch (an execution larger than that is a batch alone).
+    """Whole executions, about ``batch_tasks`` tasks a batch; an execution larger than that is cut into parts
+    of whole pages, each a batch alone (its duplicated task ids are settled across all its pages first, see
+    :meth:`Transformer.transform`), so that memory follows the batch size, not the largest execution.
 
     Executions are taken in partition order, so a batch spans few partitions; DuckDB works best on large
     batches (measured: 5,000-task batches take 40% longer than 50,000-task ones).
@@ -460,6 +495,12 @@ def batches(fetches: Iterable[Fetch], batch_tasks: int = DEFAULT_BATCH_TASKS) ->
     batch: list[Fetch] = []
     size = 0
     for fetch in sorted(fetches, key=lambda f: (f.instance_id, f.month, f.execution_id)):
+        if fetch.tasks > batch_tasks and len(fetch.pages) > 1:
+            if batch:
+                yield batch
+                batch, size = [], 0
+            yield from ([part] for part in _parts(fetch, batch_tasks))
+            continue
         if batch and size + fetch.tasks > batch_tasks:
             yield batch
             batch, size = [], 0
@@ -467,6 +508,20 @@ def batches(fetches: Iterable[Fetch], batch_tasks: int = DEFAULT_BATCH_TASKS) ->
         size += fetch.tasks
     if batch:
         yield batch
+
+
+def _parts(fetch: Fetch, batch_tasks: int) -> Iterator[Fetch]:
+    """``fetch`` in parts of consecutive whole pages, at most ``batch_tasks`` tasks each (or one page)."""
+    part: list[tuple[int, str, int, int]] = []
+    size = 0
+    for page in fetch.pages:
+        if part and size + page[2] > batch_tasks:
+            yield dataclasses.replace(fetch, pages=tuple(part), all_pages=fetch.pages)
+            part, size = [], 0
+        part.append(page)
+        size += page[2]
+    if part:
+        yield dataclasses.replace(fetch, pages=tuple(part), all_pages=fetch.pages)
 
 
 def lanes(fetches: Iterable[Fetch], n: int, batch_tasks: int = DEFAULT_BATCH_TASKS) -> list[list[list[Fetch]]]:
@@ -512,6 +567,7 @@ class Transformer:
         self.db.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
         self.db.execute("SET TimeZone = 'UTC'")
         self.db.execute("SET preserve_insertion_order = false")
+        self._settled: tuple[tuple[tuple[str, int], str], tuple[int, int]] | None = None  # see _settle
 
     def interrupt(self) -> None:
         """Stop the statement running now, from another thread (it raises there); nothing if closed."""
@@ -552,6 +608,9 @@ class Transformer:
                 return self._transform(fetches, sink)
 
     def _transform(self, fetches: list[Fetch], sink: Sink) -> TransformStats:
+        part = fetches[0] if len(fetches) == 1 and fetches[0].all_pages is not None else None
+        if part is not None:
+            listed, distinct = self._settle(part)
         files = self._register_files(fetches)
         python_rejects: list[dict[str, Any]] = []
         try:
@@ -560,9 +619,15 @@ class Transformer:
             # a page that is very large, or not JSON at all: read the pages one by one
             python_rejects = self._page_by_page(fetches, files)
         python_rejects += self._odd_pages_and_tasks(fetches)
-        listed, distinct = self.db.execute(COUNT_SQL).fetchall()[0]
-        dedupe = listed != distinct
-        self.db.execute(DEDUPE_SQL if dedupe else NO_DEDUPE_SQL)
+        if part is None:
+            listed, distinct = self.db.execute(COUNT_SQL).fetchall()[0]
+            dedupe = listed != distinct
+            self.db.execute(DEDUPE_SQL if dedupe else NO_DEDUPE_SQL)
+        else:  # settled across the whole fetch: its duplicates are counted once, with its first part
+            dedupe = False
+            self.db.execute(PART_KEPT_SQL)
+            if not part.first_part:
+                listed = distinct = 0
         self.db.execute(RESOURCE_ERRORS_SQL)
         tasks = self._stream(TASKS, TASKS_OUT_SQL, sink)
         artifacts, tags = self._explode(sorted({f.partition for f in fetches}), sink)
@@ -580,6 +645,34 @@ class Transformer:
             tags=tags,
             rejects=by_field,
         )
+
+    def _settle(self, part: Fetch) -> tuple[int, int]:
+        """Settle the duplicated task ids of the fetch ``part`` belongs to, across all its pages: the rows that
+        lose go to the temporary table ``losers`` (kept for its next parts, which follow in the same lane).
+        Returns the fetch's (listed, distinct) task ids. Only the ids are read: DuckDB skips the rest."""
+        settled = (part.key, part.run_id)
+        if self._settled is not None and self._settled[0] == settled:
+            return self._settled[1]
+        whole = dataclasses.replace(part, pages=part.all_pages or part.pages, all_pages=None)
+        files = self._register_files([whole])
+        self.db.execute(IDS_TABLE)
+        try:
+            self.db.execute("INSERT INTO ids " + _ids(_pages(PAGE_LIMIT, lines=True)), {"files": files})
+        except duckdb.InvalidInputException:  # a page that is not one line of JSON: each alone, as the parts do
+            for path in files:
+                try:
+                    self.db.execute("INSERT INTO ids " + _ids(_pages(PAGE_LIMIT)), {"files": [path]})
+                except duckdb.InvalidInputException:
+                    try:
+                        with self._roomier():
+                            self.db.execute("INSERT INTO ids " + _ids(_pages(BIG_PAGE_LIMIT)), {"files": [path]})
+                    except duckdb.Error:
+                        pass  # not JSON, or too large even alone: its part rejects the page whole
+        self.db.execute(SETTLE_SQL)
+        counts = self.db.execute("SELECT count(*), count(DISTINCT task_id) FROM ids").fetchall()[0]
+        self.db.execute("DROP TABLE ids")
+        self._settled = (settled, (int(counts[0]), int(counts[1])))
+        return self._settled[1]
 
     def _stream(self, table: Table, sql: str, sink: Sink) -> int:
         rows = 0
