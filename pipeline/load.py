@@ -646,11 +646,14 @@ def load_lake(
                 prepare(fetches)
 
             def small_tables() -> dict[str, pa.Table]:
-                return {
-                    INSTANCES.name: load_instances(landing),
-                    POLICIES.name: load_policies(landing),
-                    EXECUTIONS.name: load_executions(landing, _loaded_fetches(loaded, everything)),
-                }
+                try:
+                    return {
+                        INSTANCES.name: load_instances(landing),
+                        POLICIES.name: load_policies(landing),
+                        EXECUTIONS.name: load_executions(landing, _loaded_fetches(loaded, everything)),
+                    }
+                except OSError as exc:  # not a lake write: said as what it is
+                    raise LandingError(f"could not read the landing in {data_dir}: {exc}", path=str(data_dir)) from exc
 
             work = lanes(fetches, workers or default_workers(), batch_tasks)
             summary.stats, listed = transform_lanes(work, target, small_tables)

@@ -238,6 +238,8 @@ WITH sides AS (
              THEN json_type(
                  txt, ['$.metadata', '$.metadata.repository', '$.metadata.repository.name', '$.metadata.artifacts']
              ) END AS ty,
+        CASE WHEN list_bool_or(list_transform(p.metadata.artifacts, lambda a: a IS NULL OR a.digest IS NULL))
+             THEN json_type(txt, '$.metadata.artifacts[*]') END AS ta,
         CASE WHEN list_bool_or(list_transform(p.metadata.artifacts, lambda a: a.tags IS NULL))
              THEN json_type(txt, '$.metadata.artifacts[*].tags') END AS tt
     FROM sides
@@ -248,20 +250,22 @@ SELECT *,
     CASE
         WHEN p IS NULL AND txt IS NULL THEN 'missing or null'
         WHEN p IS NULL THEN CASE WHEN trim(txt) = '' THEN 'empty string' ELSE 'invalid JSON' END
-        -- the others are suspicious (a valid non-object always is: it has no metadata)
-        WHEN p.metadata IS NULL AND json_type(txt) <> 'OBJECT' THEN 'not a JSON object but ' || lower(json_type(txt))
-        WHEN p.metadata IS NULL THEN CASE WHEN ty[1] IS NULL THEN 'missing key metadata'
-            ELSE 'metadata is ' || lower(ty[1]) || ', expected an object' END
-        WHEN p.metadata.repository IS NULL THEN CASE WHEN ty[2] IS NULL THEN 'missing key metadata.repository'
-            ELSE 'metadata.repository is ' || lower(ty[2]) || ', expected an object' END
-        WHEN p.metadata.repository.name IS NULL THEN CASE WHEN ty[3] IS NULL THEN 'missing key metadata.repository.name'
-            ELSE 'metadata.repository.name is ' || lower(ty[3]) || ', expected a string' END
-        WHEN p.metadata.artifacts IS NULL THEN CASE WHEN ty[4] IS NULL THEN 'missing key metadata.artifacts'
-            WHEN ty[4] = 'NULL' THEN NULL ELSE 'metadata.artifacts is ' || lower(ty[4]) || ', expected an array' END
-        WHEN list_bool_or(list_transform(p.metadata.artifacts, lambda a: a IS NULL))
-            THEN 'an artifact is not an object'
-        WHEN list_bool_or(list_transform(p.metadata.artifacts, lambda a: a.digest IS NULL))
-            THEN 'an artifact has no digest string'
+        -- the others are suspicious. The parse gives NULLs for a part that is missing and for one of another
+        -- type (a string where an object should be parses as an object of NULLs): the text tells which.
+        WHEN ty IS NOT NULL AND json_type(txt) <> 'OBJECT' THEN 'not a JSON object but ' || lower(json_type(txt))
+        WHEN ty IS NOT NULL AND ty[1] IS NULL THEN 'missing key metadata'
+        WHEN ty IS NOT NULL AND ty[1] <> 'OBJECT' THEN 'metadata is ' || lower(ty[1]) || ', expected an object'
+        WHEN ty IS NOT NULL AND ty[2] IS NULL THEN 'missing key metadata.repository'
+        WHEN ty IS NOT NULL AND ty[2] <> 'OBJECT'
+            THEN 'metadata.repository is ' || lower(ty[2]) || ', expected an object'
+        WHEN ty IS NOT NULL AND ty[3] IS NULL THEN 'missing key metadata.repository.name'
+        WHEN p.metadata.repository.name IS NULL
+            THEN 'metadata.repository.name is ' || lower(ty[3]) || ', expected a string'
+        WHEN ty IS NOT NULL AND ty[4] IS NULL THEN 'missing key metadata.artifacts'
+        WHEN ty IS NOT NULL AND ty[4] = 'NULL' THEN NULL
+        WHEN p.metadata.artifacts IS NULL THEN 'metadata.artifacts is ' || lower(ty[4]) || ', expected an array'
+        WHEN len(list_filter(ta, lambda x: x <> 'OBJECT')) > 0 THEN 'an artifact is not an object'
+        WHEN ta IS NOT NULL THEN 'an artifact has no digest string'
         WHEN len(tt) < len(p.metadata.artifacts) THEN 'an artifact has no tags key'
         WHEN len(list_filter(tt, lambda x: x NOT IN ('ARRAY', 'NULL'))) > 0
             THEN 'the tags of an artifact are not an array'
@@ -431,6 +435,7 @@ def execution_month(created_at: Any) -> str:
 
 
 _TIMES_LOCK = threading.Lock()
+_ROOMY = threading.RLock()  # see Transformer._roomier (a retry with more room may read a large page alone)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -614,7 +619,7 @@ class Transformer:
         files = self._register_files(fetches)
         python_rejects: list[dict[str, Any]] = []
         try:
-            self.db.execute(READ_SQL, {"files": files})
+            self.db.execute(READ_SQL if files else EMPTY_TYPED_TASKS, {"files": files} if files else None)
         except duckdb.InvalidInputException:
             # a page that is very large, or not JSON at all: read the pages one by one
             python_rejects = self._page_by_page(fetches, files)
@@ -769,16 +774,18 @@ class Transformer:
 
     @contextmanager
     def _roomier(self, factor: int = 0) -> Iterator[None]:
-        """One thread and a larger memory limit: ``factor`` times the usual, or room for one very large page."""
-        threads, limit = self.db.execute(
-            "SELECT current_setting('threads'), current_setting('memory_limit')"
-        ).fetchall()[0]
-        room = factor * self.memory_limit_mb if factor else 3 * BIG_PAGE_LIMIT >> 20
-        self.db.execute(f"SET threads = 1; SET memory_limit = '{room}MB'")
-        try:
-            yield
-        finally:
-            self.db.execute(f"SET threads = {int(threads)}; SET memory_limit = '{limit}'")
+        """One thread and a larger memory limit: ``factor`` times the usual, or room for one very large page.
+        One lane at a time, so that lanes side by side never take that room together."""
+        with _ROOMY:
+            threads, limit = self.db.execute(
+                "SELECT current_setting('threads'), current_setting('memory_limit')"
+            ).fetchall()[0]
+            room = factor * self.memory_limit_mb if factor else 3 * BIG_PAGE_LIMIT >> 20
+            self.db.execute(f"SET threads = 1; SET memory_limit = '{room}MB'")
+            try:
+                yield
+            finally:
+                self.db.execute(f"SET threads = {int(threads)}; SET memory_limit = '{limit}'")
 
     def _odd_pages_and_tasks(self, fetches: list[Fetch]) -> list[dict[str, Any]]:
         """Tasks with no id or that are not objects, and pages whose ``tasks`` is not a list (all rare)."""

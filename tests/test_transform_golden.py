@@ -511,6 +511,49 @@ def test_an_id_that_is_not_a_whole_number_never_stands_in_for_another_task(tmp_p
     assert (reject["field"], reject["raw"], reject["error"]) == ("id", "1.5", "task id is not an integer: not loaded")
 
 
+@pytest.mark.parametrize(
+    ("metadata", "error"),
+    [
+        ("x", "metadata is varchar, expected an object"),
+        (5, "metadata is ubigint, expected an object"),
+        ({"repository": "team/app", "artifacts": []}, "metadata.repository is varchar, expected an object"),
+        ({"repository": {"name": None}, "artifacts": []}, "metadata.repository.name is null, expected a string"),
+        ({"repository": {"name": "a"}, "artifacts": "x"}, "metadata.artifacts is varchar, expected an array"),
+        ({"repository": {"name": "a"}, "artifacts": [5]}, "an artifact is not an object"),
+        ({"repository": {"name": "a"}, "artifacts": [ARTS[0], None]}, "an artifact is not an object"),
+        ({"repository": {"name": "a"}, "artifacts": [{"tags": ["x"]}]}, "an artifact has no digest string"),
+        ({"repository": {"name": "a"}, "artifacts": [{"digest": D1}]}, "an artifact has no tags key"),
+        (
+            {"repository": {"name": "a"}, "artifacts": [{"digest": D1, "tags": "x"}]},
+            "the tags of an artifact are not an array",
+        ),
+        ({"repository": {"name": "a"}, "artifacts": [{"digest": D1, "tags": ["x", None]}]}, "a tag is not a string"),
+        ({"repository": {"name": "a"}, "artifacts": None}, None),
+    ],
+)
+def test_a_part_of_the_wrong_structure_is_named_in_the_reason(tmp_path: Path, metadata: Any, error: str | None) -> None:
+    """A part given with another type than its place needs parses as NULLs, like a missing one: the reason
+    still says which it was."""
+    bad = {"type": "artifact", "metadata": metadata}
+    land(tmp_path, [[task(1, bad, resource("c/b", ARTS[:1]))]])
+    load_lake(tmp_path, version="20261101T000001000Z-bbbbbb")
+    found = [(r["field"], r["error"], r["raw"]) for r in rows(tmp_path, "rejects", "field")]
+    assert found == ([] if error is None else [("src_resource", error, json.dumps(bad))])
+    (row,) = rows(tmp_path, "tasks", "task_id")
+    assert row["src_rejected"] is (error is not None)
+
+
+def test_a_batch_of_executions_without_pages_gives_no_rows_and_no_error(tmp_path: Path) -> None:
+    """A lane may get a batch of only such executions (its partition sorts last); DuckDB cannot read no files."""
+    from pipeline.transform import Fetch, Transformer
+
+    empty = Fetch(instance_id=IID, execution_id=7, run_id="r", folder=tmp_path, pages=(), execution=EXECUTION)
+    written: list[int] = []
+    with Transformer(threads=1) as transformer:
+        stats = transformer.transform([empty], lambda table, rows: written.append(rows.num_rows))
+    assert (stats.tasks, stats.artifacts, stats.tags, stats.rejects, sum(written)) == (0, 0, 0, {}, 0)
+
+
 def test_a_scalar_of_another_type_is_read_as_its_text_whatever_else_the_resource_holds(tmp_path: Path) -> None:
     """The rule does not depend on whether a neighbouring artifact made the resource worth a second look (an
     artifact with ``tags: null`` does); it used to: the same tag was read in one task and rejected in the other."""
