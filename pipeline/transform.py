@@ -560,13 +560,44 @@ _BATCH_FILES = (
 )
 
 
+class Stopped(Exception):
+    """A transformer was told to stop (:meth:`Transformer.interrupt`): another lane failed, or Ctrl-C."""
+
+
+class _Connection:
+    """A DuckDB connection that runs no statement once its transformer was told to stop: DuckDB forgets an
+    interrupt that lands between two statements, and a lane would otherwise finish its batch first."""
+
+    def __init__(self) -> None:
+        self._db = duckdb.connect()
+        self.stopped = threading.Event()
+
+    def execute(self, query: str, parameters: Any = None) -> duckdb.DuckDBPyConnection:
+        if self.stopped.is_set():
+            raise Stopped("told to stop")
+        return self._db.execute(query, parameters)
+
+    def sql(self, query: str, params: Any = None) -> duckdb.DuckDBPyRelation:
+        if self.stopped.is_set():
+            raise Stopped("told to stop")
+        return self._db.sql(query, params=params)
+
+    def interrupt(self) -> None:
+        self.stopped.set()
+        with contextlib.suppress(duckdb.Error):  # closed already: nothing runs
+            self._db.interrupt()
+
+    def close(self) -> None:
+        self._db.close()
+
+
 class Transformer:
     """Turns batches of fetches into Arrow tables. Holds one DuckDB connection; use as a context manager."""
 
     def __init__(self, *, threads: int | None = None, memory_limit_mb: int = MEMORY_MB) -> None:
         self.memory_limit_mb = memory_limit_mb
         self._spill = tempfile.mkdtemp(prefix="swr-etl-duckdb-")  # an execution larger than memory spills here
-        self.db = duckdb.connect()
+        self.db = _Connection()
         self.db.execute("SET temp_directory = $dir", {"dir": self._spill})
         self.db.execute(f"SET threads = {int(threads or os.cpu_count() or 2)}")
         self.db.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
@@ -575,9 +606,8 @@ class Transformer:
         self._settled: tuple[tuple[tuple[str, int], str], tuple[int, int]] | None = None  # see _settle
 
     def interrupt(self) -> None:
-        """Stop the statement running now, from another thread (it raises there); nothing if closed."""
-        with contextlib.suppress(duckdb.Error):
-            self.db.interrupt()
+        """Stop, from another thread: the statement running now raises, and so does any later one."""
+        self.db.interrupt()
 
     def close(self) -> None:
         self.db.close()

@@ -554,6 +554,20 @@ def test_a_batch_of_executions_without_pages_gives_no_rows_and_no_error(tmp_path
     assert (stats.tasks, stats.artifacts, stats.tags, stats.rejects, sum(written)) == (0, 0, 0, {}, 0)
 
 
+def test_a_transformer_told_to_stop_between_two_statements_runs_no_more(tmp_path: Path) -> None:
+    """DuckDB forgets an interrupt that lands between statements; the transformer does not."""
+    from pipeline.transform import Stopped, Transformer, plan
+
+    land(tmp_path, [PAGE_0])
+    (fetch,) = plan(Landing(tmp_path))
+    written: list[int] = []
+    with Transformer(threads=1) as transformer:
+        transformer.interrupt()
+        with pytest.raises(Stopped):
+            transformer.transform([fetch], lambda table, rows: written.append(rows.num_rows))
+    assert written == []
+
+
 def test_a_scalar_of_another_type_is_read_as_its_text_whatever_else_the_resource_holds(tmp_path: Path) -> None:
     """The rule does not depend on whether a neighbouring artifact made the resource worth a second look (an
     artifact with ``tags: null`` does); it used to: the same tag was read in one task and rejected in the other."""
