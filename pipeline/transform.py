@@ -75,7 +75,7 @@ _TASK_FIELDS = (
 _PAGE_STRUCTURE = json.dumps({"tasks": [dict.fromkeys(_TASK_FIELDS, "VARCHAR")]})
 
 # What the transform reads from a resource. Non-strict: a missing key or a value of the wrong type gives
-# NULL, and such suspicious rows are then checked exactly (RESOURCES_SQL) before anything is trusted.
+# NULL, and such suspicious rows (_SUSPICIOUS) are then judged exactly (RESOURCE_ERRORS_SQL) before use.
 _RESOURCE_STRUCTURE = json.dumps(
     {
         "type": "VARCHAR",
@@ -684,7 +684,8 @@ class Transformer:
     def _settle(self, part: Fetch) -> tuple[int, int]:
         """Settle the duplicated task ids of the fetch ``part`` belongs to, across all its pages: the rows that
         lose go to the temporary table ``losers`` (kept for its next parts, which follow in the same lane).
-        Returns the fetch's (listed, distinct) task ids. Only the ids are read: DuckDB skips the rest."""
+        Returns the fetch's (listed, distinct) task ids. The pages are read a second time, but DuckDB parses no
+        resource for this (measured: 0.46 s against 0.80 s for the full read of a 70,718-task execution)."""
         settled = (part.key, part.run_id)
         if self._settled is not None and self._settled[0] == settled:
             return self._settled[1]
