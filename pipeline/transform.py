@@ -1,6 +1,6 @@
 """Transform: raw task pages into tidy Arrow tables (tasks, artifacts, tags, rejects) and executions.
 
-The heavy lifting runs inside DuckDB (vectorised C++): it reads the gzip'd pages, unnests the tasks and
+The heavy lifting runs inside DuckDB (vectorised C++): it reads the compressed pages, unnests the tasks and
 parses both embedded ``src_resource`` / ``dst_resource`` as it reads them (:data:`READ_SQL`); the few
 resources that did not parse, or look wrong, are judged in one place (:data:`RESOURCE_ERRORS_SQL`). Arrow
 then explodes the good sides' artifact lists into artifacts and tags. Python only plans the batches,
@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import gzip
 import json
 import logging
 import os
@@ -44,7 +43,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.landing import Landing
+from pipeline.landing import Landing, decompress_page
 from pipeline.schema import ARTIFACTS, EXECUTIONS, INSTANCES, POLICIES, REJECTS, TAGS, TASKS, Table
 
 log = logging.getLogger(__name__)
@@ -149,7 +148,7 @@ def _pages(max_size: int, lines: bool = False) -> str:
     reads 1.5 times faster (it only splits at newlines); a page that is not is read again alone (auto)."""
     format_ = "newline_delimited" if lines else "auto"
     return (
-        f"read_json_objects($files, format = '{format_}', compression = 'gzip', filename = true, "
+        f"read_json_objects($files, format = '{format_}', compression = 'auto_detect', filename = true, "
         f"maximum_object_size = {max_size})"
     )
 
@@ -796,7 +795,7 @@ class Transformer:
                 except duckdb.Error as exc:
                     reason = str(exc).splitlines()[0]
             fetch, page = meta[path]
-            text = gzip.decompress(Path(path).read_bytes()).decode("utf-8", "replace")
+            text = decompress_page(path, Path(path).read_bytes()).decode("utf-8", "replace")
             what = "page could not be read" if "maximum_object_size" in reason else "page is not JSON"
             rejects.append(_page_reject(fetch, page, "page", f"{what}: {reason}", text, None))
             self.db.execute("DELETE FROM batch_files WHERE filename = $f", {"f": path})
@@ -831,7 +830,7 @@ class Transformer:
             if key in whole:
                 continue
             fetch, page = pages[key]
-            text = gzip.decompress((fetch.folder / page[1]).read_bytes()).decode("utf-8", "replace")
+            text = decompress_page(page[1], (fetch.folder / page[1]).read_bytes()).decode("utf-8", "replace")
             try:
                 body = json.loads(text)
             except ValueError as exc:

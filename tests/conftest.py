@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import subprocess
@@ -13,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.landing import Landing
+from pipeline.landing import Landing, decompress_page
 from pipeline.sandbox import SandboxConfig, SandboxServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,13 +67,13 @@ def landed_tasks(data_dir: Path) -> dict[tuple[str, int], list[dict[str, Any]]]:
 
 
 def all_landed_text(data_dir: Path) -> str:
-    """Everything under the data directory as text, gzip files decompressed: for secret searches."""
+    """Everything under the data directory as text, pages decompressed: for secret searches."""
     chunks = []
     for path in sorted(data_dir.rglob("*")):
         if path.is_file():
             raw = path.read_bytes()
-            if path.suffix == ".gz":
-                raw = gzip.decompress(raw)
+            if path.suffix in (".gz", ".zst"):
+                raw = decompress_page(path, raw)
             chunks.append(raw.decode("utf-8", "replace"))
     return "\n".join(chunks)
 

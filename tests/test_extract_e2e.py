@@ -446,7 +446,7 @@ def test_an_extract_killed_midway_is_finished_without_fetching_again_what_it_lan
         proc = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         folder = tmp_path / "raw" / "tasks" / f"instance_id={iid}" / f"execution_id={big['id']}"
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(list(folder.glob("run_id=*/page-*.json.gz"))) < 5:
+        while time.monotonic() < deadline and len(list(folder.glob("run_id=*/page-*.json.zst"))) < 5:
             time.sleep(0.005)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()

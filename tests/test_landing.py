@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from pipeline.errors import LandingError
-from pipeline.landing import Landing, atomic_write, new_run_id, scrub_credentials
+from pipeline.landing import Landing, atomic_write, decompress_page, new_run_id, scrub_credentials
 
 SECRET = "registry-SECRET-value"
 REGISTRY = {"name": "hub", "credential": {"type": "basic", "access_key": "reg-ak-1", "access_secret": SECRET}}
@@ -80,6 +83,35 @@ def test_pages_and_manifest_round_trip(tmp_path: Path) -> None:
     assert manifest["instance_id"] == "i-1" and manifest["execution_id"] == 7 and manifest["run_id"] == run_id
     assert Path(manifest["folder"]).parts[-3:] == ("instance_id=i-1", "execution_id=7", f"run_id={run_id}")
     assert Landing.read_page(manifest["folder"], manifest["pages"][0]) == body
+
+
+def test_pages_are_zstd_frames_the_same_body_always_gives_the_same_file(tmp_path: Path) -> None:
+    body = json.dumps({"tasks": [{"id": n, "src_resource": json.dumps(resource(None))} for n in range(50)]}).encode()
+    kw = dict(path="/p", params={}, limit=100, status=200, request_id=None, fetched_at="t", rows=50, total=50)
+    one = Landing(tmp_path / "a").fetch("instances", new_run_id()).write_page(body=body, offset=0, **kw)  # type: ignore[arg-type]
+    two = Landing(tmp_path / "b").fetch("instances", new_run_id()).write_page(body=body, offset=0, **kw)  # type: ignore[arg-type]
+    assert one.file == "page-000000000.json.zst"
+    (a,) = (tmp_path / "a").rglob(one.file)
+    (b,) = (tmp_path / "b").rglob(two.file)
+    assert a.read_bytes() == b.read_bytes()
+    assert a.read_bytes()[:4] == b"\x28\xb5\x2f\xfd"  # the zstd frame magic
+    assert len(a.read_bytes()) < len(body) // 4
+    assert decompress_page(a, a.read_bytes()) == body
+
+
+def test_gzip_pages_of_older_landings_are_read_and_a_broken_page_is_a_landing_error(tmp_path: Path) -> None:
+    body = b'{"instances": [], "total": 0}'
+    folder = tmp_path / "run_id=x"
+    folder.mkdir()
+    (folder / "page-000000000.json.gz").write_bytes(gzip.compress(body))
+    page = {"file": "page-000000000.json.gz", "bytes": len(body), "sha256": hashlib.sha256(body).hexdigest()}
+    assert Landing.read_page(folder, page) == body
+    for name, data in [("page-000000000.json.zst", b"\x28\xb5\x2f\xfd" + b"garbage"), ("page-1.json.gz", b"nope")]:
+        (folder / name).write_bytes(data)
+        with pytest.raises(LandingError, match=f"unreadable page .*{re.escape(name)}"):
+            Landing.read_page(folder, dict(page, file=name))
+    with pytest.raises(ValueError):
+        decompress_page("page.json.zst", gzip.compress(body))  # a name that lies about its codec
 
 
 def test_a_page_that_does_not_match_its_manifest_is_refused(tmp_path: Path) -> None:

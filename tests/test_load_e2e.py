@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
@@ -17,6 +18,7 @@ import duckdb
 import pytest
 from conftest import ROOT, all_landed_text, run_cli, sandbox_env
 
+from pipeline.landing import decompress_page
 from pipeline.sandbox import Faults, SandboxConfig, SandboxServer
 from pipeline.sandbox.tasks import REGISTRY_SECRET
 from pipeline.schema import TABLES
@@ -100,6 +102,33 @@ def test_run_twice_then_rebuild_gives_the_same_rows_and_unique_keys(sandbox: San
     ]
     # two runs landed two fetches of every execution; the lake keeps one set of rows
     assert len(list((tmp_path / "raw" / "runs").glob("*.json"))) == 2
+
+
+def test_a_landing_with_gzip_pages_from_earlier_versions_rebuilds_to_the_same_rows(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """Landings written by earlier versions hold ``.json.gz`` pages: every other page of every fetch is turned back
+    into one (the manifest names it), so single reads mix both codecs, and the rebuild must not notice."""
+    env = sandbox_env(sandbox, tmp_path)
+    assert run_cli(["run"], env).returncode == 0
+    before = snapshot(tmp_path)
+    turned = kept = 0
+    for path in sorted((tmp_path / "raw").rglob("_manifest.json")):
+        manifest = json.loads(path.read_bytes())
+        for n, page in enumerate(manifest["pages"]):
+            if n % 2:
+                kept += 1
+                continue
+            zst = path.parent / page["file"]
+            page["file"] = page["file"].removesuffix(".zst") + ".gz"
+            (path.parent / page["file"]).write_bytes(gzip.compress(decompress_page(zst, zst.read_bytes()), mtime=0))
+            zst.unlink()
+            turned += 1
+        path.write_text(json.dumps(manifest))
+    assert turned > 10 and kept > 10
+    result = run_cli(["rebuild"], env)
+    assert result.returncode == 0, result.stderr
+    assert snapshot(tmp_path) == before
 
 
 def test_an_execution_fetched_again_replaces_its_rows_and_others_stay(tmp_path: Path) -> None:

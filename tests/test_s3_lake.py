@@ -201,7 +201,7 @@ def test_a_data_directory_on_s3_is_all_a_machine_needs(
         assert result.returncode == 0, result.stderr
         assert f"-> {data_dir}/raw" in result.stdout
         remote = objects(data_dir)
-        assert any(k.startswith("raw/tasks/") and k.endswith(".json.gz") for k in remote)
+        assert any(k.startswith("raw/tasks/") and k.endswith(".json.zst") for k in remote)
         assert any(k.startswith("lake/tasks/") for k in remote)
         assert snapshot(tmp_path / "a", f"{data_dir}/lake") == expected
         # machine b: nothing local; a rebuild brings the landing back from the store and gives the same rows
@@ -218,8 +218,8 @@ def test_a_data_directory_on_s3_is_all_a_machine_needs(
         fetched = {tuple(key.split("/")) for key in server.stats()["tasks_pages"]}
         assert fetched == {(iid, str(eid)) for iid, eid in running}
         assert snapshot(tmp_path / "c", f"{data_dir}/lake") == expected
-    pages = [p for p in (tmp_path / "c" / "raw" / "tasks").rglob("*.json.gz")]
-    assert len(pages) < len([k for k in remote if k.startswith("raw/tasks/") and k.endswith(".json.gz")])
+    pages = [p for p in (tmp_path / "c" / "raw" / "tasks").rglob("*.json.zst")]
+    assert len(pages) < len([k for k in remote if k.startswith("raw/tasks/") and k.endswith(".json.zst")])
     # a laptop with nothing local at all: query and report work at once
     laptop = clean_env(SWR_ETL_DATA_DIR=data_dir, SWR_ETL_WORK_DIR=str(tmp_path / "laptop" / "w"), **s3_env)
     result = run_cli(["query", "SELECT count(*) AS n FROM tasks", "--format", "csv"], laptop)

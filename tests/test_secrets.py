@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 import duckdb
 import pytest
 from conftest import run_cli, sandbox_env
 
+from pipeline.landing import decompress_page
 from pipeline.sandbox import Faults, SandboxConfig, SandboxServer
 from pipeline.sandbox.tasks import REGISTRY_SECRET
 
@@ -17,11 +17,13 @@ PASSWORD = "iam-SECRET-pw-0042"
 
 
 def everything_written(data_dir: Path) -> str:
-    """Every file as text (gzip opened), plus every string of every table and view read through DuckDB."""
+    """Every file as text (pages decompressed), plus every string of every table and view read through DuckDB."""
     chunks = []
     for path in sorted(p for p in data_dir.rglob("*") if p.is_file()):
         raw = path.read_bytes()
-        chunks.append((gzip.decompress(raw) if path.suffix == ".gz" else raw).decode("utf-8", "replace"))
+        if path.suffix in (".gz", ".zst"):
+            raw = decompress_page(path, raw)
+        chunks.append(raw.decode("utf-8", "replace"))
     warehouse = data_dir / "warehouse.duckdb"
     if warehouse.exists():
         with duckdb.connect(str(warehouse), read_only=True) as db:
