@@ -137,11 +137,6 @@ class _PartitionWriter:
         self.closed = True
 
 
-def file_schema(table: Table) -> pa.Schema:
-    """What a Parquet file of ``table`` holds: its columns less the partition keys (those are in the path)."""
-    return pa.schema([f for f in table.schema if f.name not in table.partition_by])
-
-
 class Lake:
     """A lake's tables on its store, read and written one instance at a time."""
 
@@ -238,7 +233,7 @@ class LakeLoad:
                 raise LoadError(f"rows for {key} arrived after its file was finished: batches out of order")
             if writer is None:
                 relative = "/".join([*partition_parts(table, instance_id, month), PART])
-                writer = _PartitionWriter(self.store, self._staging(relative), file_schema(table))
+                writer = _PartitionWriter(self.store, self._staging(relative), table.file_schema)
                 self._writers[key] = writer
         return writer
 
@@ -260,8 +255,13 @@ class LakeLoad:
         for writer in finished:
             writer.close()  # its file stays staged: published with the others at commit
 
-    def write_rows(self, table: Table, rows: pa.Table) -> None:
-        """Append rows to the files of their partitions."""
+    def write_rows(self, table: Table, rows: pa.Table, partition: tuple[str, str] | None = None) -> None:
+        """Append rows to the files of their partitions; or, with ``partition`` (instance, month), rows of that
+        one partition without its columns (``table.file_schema``), as the transform hands artifacts and tags."""
+        if partition is not None:
+            self.touched.add(partition)
+            self._writer(table, *partition).write(rows)
+            return
         for (instance_id, month), part in partitions(rows):
             self.touched.add((instance_id, month))
             self._writer(table, instance_id, month).write(part.drop_columns(list(PARTITION_COLUMNS)))
@@ -313,7 +313,7 @@ class LakeLoad:
                 if self.replace is not None and relative in self._existing:
                     mine = _merge_listed(table, self.lake.open(relative).read(), mine)
                 if mine.num_rows:
-                    writer = _PartitionWriter(self.store, self._staging(relative), file_schema(table))
+                    writer = _PartitionWriter(self.store, self._staging(relative), table.file_schema)
                     writer.write(mine)
                     writer.close()
                     self._staged.append(relative)
@@ -384,7 +384,7 @@ class LakeLoad:
             relative = "/".join([*partition_parts(table, EMPTY, EMPTY), PART])
             if not self.store.exists(relative):
                 sink = pa.BufferOutputStream()
-                pq.write_table(file_schema(table).empty_table(), sink, compression=COMPRESSION)
+                pq.write_table(table.file_schema.empty_table(), sink, compression=COMPRESSION)
                 self.store.write_bytes(sink.getvalue().to_pybytes(), relative)
 
     def abort(self) -> None:
@@ -533,7 +533,7 @@ def _migrate_versioned_layout(data_dir: Path) -> None:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     mine = rows.filter(pc.equal(rows["instance_id"], instance_id)).drop_columns(["instance_id"])
                     tmp = target.with_name(f".{PART}.migrating")
-                    pq.write_table(mine.cast(file_schema(table)), tmp, compression=COMPRESSION)
+                    pq.write_table(mine.cast(table.file_schema), tmp, compression=COMPRESSION)
                     os.replace(tmp, target)
                 old.unlink()
             for old in sorted(folder.glob("instance_id=*/**/*.parquet")):

@@ -38,6 +38,11 @@ class Table:
     def columns(self) -> list[str]:
         return list(self.schema.names)
 
+    @property
+    def file_schema(self) -> pa.Schema:
+        """What a Parquet file of the table holds: its columns less the partition keys (those are in the path)."""
+        return pa.schema([f for f in self.schema if f.name not in self.partition_by])
+
 
 def _schema(*fields: tuple[str, pa.DataType, str]) -> pa.Schema:
     return pa.schema([pa.field(name, kind, metadata={"doc": doc}) for name, kind, doc in fields])

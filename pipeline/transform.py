@@ -31,12 +31,12 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
 import numpy as np
@@ -309,8 +309,7 @@ LEFT JOIN {_SIDE_ERRORS.format(side="dst")} d USING ({_KEYS})
 # The artifact lists of the good sides of one partition's tasks: Arrow explodes them into artifacts and tags
 # (see Transformer._explode; measured at 118k tasks: 0.4 s against 0.9 s for unnesting them in SQL).
 _ARTIFACT_LISTS_SIDE = """
-    SELECT t.instance_id, t.execution_id, t.task_id, '{side}' AS side, t.execution_month,
-           t.{side}_p.metadata.repository.name AS repository,
+    SELECT t.execution_id, t.task_id, '{side}' AS side, t.{side}_p.metadata.repository.name AS repository,
            t.{side}_p.metadata.artifacts AS artifacts
     FROM kept_tasks t
     ANTI JOIN {errors} e USING ({keys})
@@ -409,7 +408,11 @@ class TransformStats:
         return sum(self.rejects.values())
 
 
-Sink = Callable[[Table, pa.Table], None]
+class Sink(Protocol):
+    """Where a transform's rows go: rows of ``table`` (all its columns); or, with ``partition`` (instance,
+    month), rows of that one partition with only the columns of its files (``table.file_schema``)."""
+
+    def __call__(self, table: Table, rows: pa.Table, partition: tuple[str, str] | None = None) -> None: ...
 
 
 def partitions(rows: pa.Table) -> Iterator[tuple[tuple[str, str], pa.Table]]:
@@ -626,9 +629,9 @@ class Transformer:
         """
         emitted = [0]
 
-        def counting(table: Table, rows: pa.Table) -> None:
+        def counting(table: Table, rows: pa.Table, partition: tuple[str, str] | None = None) -> None:
             emitted[0] += rows.num_rows
-            sink(table, rows)
+            sink(table, rows, partition)
 
         try:
             return self._transform(fetches, counting)
@@ -720,7 +723,8 @@ class Transformer:
     def _explode(self, keys: list[tuple[str, str]], sink: Sink) -> tuple[int, int]:
         """Artifacts and tags: the good sides' artifact lists of each partition (``keys``) read from DuckDB and
         exploded in Arrow, a row per artifact and a row per tag, each with its position in its list. Read a
-        partition at a time, each chunk goes to one partition's files whole."""
+        partition at a time, each chunk goes to one partition's files whole, and only the columns those files
+        hold are repeated down to the artifacts and the tags (the partition's are in its path)."""
         artifacts = tags = 0
         for instance_id, month in keys:
             params = {"instance_id": instance_id, "month": month}
@@ -731,15 +735,15 @@ class Transformer:
                 tag_lists = pc.struct_field(flat, "tags")
                 rows = pa.Table.from_batches([chunk]).drop_columns(["artifacts"]).take(parents)
                 rows = rows.append_column("artifact_idx", artifact_idx)
-                rows = rows.append_column("artifact_type", pc.struct_field(flat, "type"))
                 rows = rows.append_column("digest", pc.struct_field(flat, "digest"))
-                rows = rows.append_column("tag_count", pc.fill_null(pc.list_value_length(tag_lists), 0))
-                sink(ARTIFACTS, rows.select(ARTIFACTS.columns).cast(ARTIFACTS.schema))
-                artifacts += rows.num_rows
                 parents, tag_idx = _children(tag_lists)
                 tagged = rows.take(parents).append_column("tag_idx", tag_idx)
                 tagged = tagged.append_column("tag", pc.list_flatten(tag_lists))
-                sink(TAGS, tagged.select(TAGS.columns).cast(TAGS.schema))
+                rows = rows.append_column("artifact_type", pc.struct_field(flat, "type"))
+                rows = rows.append_column("tag_count", pc.fill_null(pc.list_value_length(tag_lists), 0))
+                sink(ARTIFACTS, _file_rows(ARTIFACTS, rows), (instance_id, month))
+                sink(TAGS, _file_rows(TAGS, tagged), (instance_id, month))
+                artifacts += rows.num_rows
                 tags += tagged.num_rows
         return artifacts, tags
 
@@ -850,6 +854,11 @@ class Transformer:
             else:
                 rejects.append(_page_reject(fetch, page, "task", "task is not an object", raw, position))
         return rejects
+
+
+def _file_rows(table: Table, rows: pa.Table) -> pa.Table:
+    """``rows`` as a file of ``table`` holds them: its columns but the partition's, in order, of its types."""
+    return rows.select(table.file_schema.names).cast(table.file_schema)
 
 
 def _children(lists: pa.Array) -> tuple[pa.Array, pa.Array]:

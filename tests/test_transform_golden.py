@@ -550,7 +550,7 @@ def test_a_batch_of_executions_without_pages_gives_no_rows_and_no_error(tmp_path
     empty = Fetch(instance_id=IID, execution_id=7, run_id="r", folder=tmp_path, pages=(), execution=EXECUTION)
     written: list[int] = []
     with Transformer(threads=1) as transformer:
-        stats = transformer.transform([empty], lambda table, rows: written.append(rows.num_rows))
+        stats = transformer.transform([empty], lambda table, rows, partition=None: written.append(rows.num_rows))
     assert (stats.tasks, stats.artifacts, stats.tags, stats.rejects, sum(written)) == (0, 0, 0, {}, 0)
 
 
@@ -564,7 +564,7 @@ def test_a_transformer_told_to_stop_between_two_statements_runs_no_more(tmp_path
     with Transformer(threads=1) as transformer:
         transformer.interrupt()
         with pytest.raises(Stopped):
-            transformer.transform([fetch], lambda table, rows: written.append(rows.num_rows))
+            transformer.transform([fetch], lambda table, rows, partition=None: written.append(rows.num_rows))
     assert written == []
 
 
