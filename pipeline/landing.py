@@ -52,7 +52,7 @@ CREDENTIAL_KEYS = frozenset({"access_key", "access_secret"})
 _CREDENTIAL_TEXT = re.compile(r'(\\*"(?:access_key|access_secret)\\*"\s*:\s*\\*")((?:(?!\\*"\s*[,}]).)*)', re.DOTALL)
 FORMAT_VERSION = 1
 PAGE_SUFFIX = ".json.zst"
-ZSTD_LEVEL = 3  # as small as gzip -6 on these pages, compressed 7x and read 4x as fast
+ZSTD_LEVEL = 3  # a little smaller than gzip -6 on these pages; compressed 7x and read 2x (DuckDB) to 6x as fast
 _zstd = threading.local()  # a zstd context is not safe to share between threads
 
 
@@ -72,8 +72,10 @@ def decompress_page(name: str | Path, data: bytes) -> bytes:
     try:
         if str(name).endswith(".gz"):
             return gzip.decompress(data)
-        body: bytes = zstandard.ZstdDecompressor().decompressobj().decompress(data)
-        return body
+        unzstd = zstandard.ZstdDecompressor()
+        if zstandard.frame_content_size(data) >= 0:  # the size is in the frame (ours always): one call, 5x faster
+            return bytes(unzstd.decompress(data))
+        return bytes(unzstd.decompressobj().decompress(data))
     except (EOFError, gzip.BadGzipFile, zstandard.ZstdError) as exc:
         raise ValueError(str(exc) or type(exc).__name__) from exc
 

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+import zstandard
 
 from pipeline.errors import LandingError
 from pipeline.landing import Landing, atomic_write, decompress_page, new_run_id, scrub_credentials
@@ -112,6 +113,15 @@ def test_gzip_pages_of_older_landings_are_read_and_a_broken_page_is_a_landing_er
             Landing.read_page(folder, dict(page, file=name))
     with pytest.raises(ValueError):
         decompress_page("page.json.zst", gzip.compress(body))  # a name that lies about its codec
+    with pytest.raises(ValueError, match="did not decompress full frame"):
+        decompress_page("page.json.zst", zstandard.ZstdCompressor().compress(body * 50)[:-4])  # cut short
+
+
+def test_a_zstd_page_written_by_another_tool_without_its_size_in_the_frame_is_read() -> None:
+    body = b'{"tasks": [], "total": 0}' * 100
+    streamed = zstandard.ZstdCompressor(write_content_size=False).compress(body)
+    assert zstandard.frame_content_size(streamed) == -1
+    assert decompress_page("page-000000000.json.zst", streamed) == body
 
 
 def test_a_page_that_does_not_match_its_manifest_is_refused(tmp_path: Path) -> None:
