@@ -10,10 +10,11 @@ Extract writes here and transform reads here; neither looks inside the other. La
     runs/R.json                                  the run's summary
 
 A page file holds the response body byte for byte (one zstd frame at level 3, so the same body always
-gives the same file; landings written by earlier versions hold ``.json.gz`` pages, which every reader still
-takes: the codec follows the file name), with one exception: Harbor's ``registry`` object inside an embedded
-resource may carry the remote registry's ``credential`` (``access_key``, ``access_secret``). Those values are
-masked before anything is written (:func:`scrub_credentials`), and the manifest counts what was masked.
+gives the same file with the same zstd library; landings written by earlier versions hold ``.json.gz``
+pages, which every reader still takes: the codec follows the file name), with one exception: Harbor's
+``registry`` object inside an embedded resource may carry the remote registry's ``credential``
+(``access_key``, ``access_secret``). Those values are masked before anything is written
+(:func:`scrub_credentials`), and the manifest counts what was masked.
 The manifest lists every page with what is needed to replay or check it: path, query, offset, limit, HTTP
 status, request id, time fetched, rows, total, byte count and SHA-256 of the body as stored.
 A folder without ``_manifest.json`` is a fetch that did not finish: readers skip it.
@@ -25,6 +26,7 @@ of an execution is the last one in name order.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
@@ -32,6 +34,7 @@ import os
 import re
 import secrets
 import threading
+import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -52,6 +55,7 @@ CREDENTIAL_KEYS = frozenset({"access_key", "access_secret"})
 _CREDENTIAL_TEXT = re.compile(r'(\\*"(?:access_key|access_secret)\\*"\s*:\s*\\*")((?:(?!\\*"\s*[,}]).)*)', re.DOTALL)
 FORMAT_VERSION = 1
 PAGE_SUFFIX = ".json.zst"
+MAX_PAGE_BYTES = 1 << 30  # no API page comes near: 100 tasks of a few KiB each
 ZSTD_LEVEL = 3  # a little smaller than gzip -6 on these pages; compressed 7x and read 2x (DuckDB) to 6x as fast
 _zstd = threading.local()  # a zstd context is not safe to share between threads
 
@@ -67,16 +71,31 @@ def compress_page(body: bytes) -> bytes:
 def decompress_page(name: str | Path, data: bytes) -> bytes:
     """A stored page's body: zstd (``.zst``), or gzip (``.gz``, landings written by earlier versions).
 
-    Raises ``ValueError`` when the data is not what its name says (gzip and zstd errors alike).
+    Raises ``ValueError`` when the data is not what its name says, is cut short or corrupt, or claims to be
+    larger than any page (:data:`MAX_PAGE_BYTES`; so a damaged header never asks for a huge allocation).
     """
     try:
         if str(name).endswith(".gz"):
             return gzip.decompress(data)
+        size = zstandard.frame_content_size(data)
+        if size > MAX_PAGE_BYTES:
+            raise ValueError(f"the zstd frame says {size} bytes, more than a page can be")
         unzstd = zstandard.ZstdDecompressor()
-        if zstandard.frame_content_size(data) >= 0:  # the size is in the frame (ours always): one call, 5x faster
-            return bytes(unzstd.decompress(data))
-        return bytes(unzstd.decompressobj().decompress(data))
-    except (EOFError, gzip.BadGzipFile, zstandard.ZstdError) as exc:
+        if size >= 0:  # one frame that records its size (ours always): one call, 5x faster than streaming
+            with contextlib.suppress(zstandard.ZstdError):  # not alone: more frames follow (read below)
+                return bytes(unzstd.decompress(data, allow_extra_data=False))
+        parts, rest, total = [], data, 0
+        while rest:  # frame after frame, as DuckDB reads them
+            frame = unzstd.decompressobj()
+            parts.append(frame.decompress(rest))
+            total += len(parts[-1])
+            if not frame.eof:
+                raise ValueError("the zstd data is cut short")
+            if total > MAX_PAGE_BYTES:
+                raise ValueError(f"the zstd data holds more than {MAX_PAGE_BYTES} bytes, more than a page can be")
+            rest = frame.unused_data
+        return b"".join(parts)
+    except (EOFError, gzip.BadGzipFile, zlib.error, zstandard.ZstdError) as exc:
         raise ValueError(str(exc) or type(exc).__name__) from exc
 
 

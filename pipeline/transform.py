@@ -43,6 +43,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.errors import LandingError
 from pipeline.landing import Landing, decompress_page
 from pipeline.schema import ARTIFACTS, EXECUTIONS, INSTANCES, POLICIES, REJECTS, TAGS, TASKS, Table
 
@@ -140,6 +141,9 @@ FROM (
 )
 """
 PAGE_LIMIT = 16 << 20  # a page larger than this (decompressed) is read alone, with a larger buffer
+# what DuckDB raises for a page it cannot take: not JSON, too large (InvalidInput), or a compressed file that
+# is cut short or corrupt (IO: "Data corruption detected", "Unknown frame descriptor", ...)
+_UNREADABLE_PAGE = (duckdb.InvalidInputException, duckdb.IOException)
 BIG_PAGE_LIMIT = 1 << 30
 
 
@@ -652,8 +656,8 @@ class Transformer:
         python_rejects: list[dict[str, Any]] = []
         try:
             self.db.execute(READ_SQL if files else EMPTY_TYPED_TASKS, {"files": files} if files else None)
-        except duckdb.InvalidInputException:
-            # a page that is very large, or not JSON at all: read the pages one by one
+        except _UNREADABLE_PAGE:
+            # a page that is very large, not JSON at all, or not what its compression says: one by one
             python_rejects = self._page_by_page(fetches, files)
         python_rejects += self._odd_pages_and_tasks(fetches)
         if part is None:
@@ -696,11 +700,11 @@ class Transformer:
         self.db.execute(IDS_TABLE)
         try:
             self.db.execute("INSERT INTO ids " + _ids(_pages(PAGE_LIMIT, lines=True)), {"files": files})
-        except duckdb.InvalidInputException:  # a page that is not one line of JSON: each alone, as the parts do
+        except _UNREADABLE_PAGE:  # a page that is not one line of JSON (or broken): each alone, as the parts do
             for path in files:
                 try:
                     self.db.execute("INSERT INTO ids " + _ids(_pages(PAGE_LIMIT)), {"files": [path]})
-                except duckdb.InvalidInputException:
+                except _UNREADABLE_PAGE:
                     try:
                         with self._roomier():
                             self.db.execute("INSERT INTO ids " + _ids(_pages(BIG_PAGE_LIMIT)), {"files": [path]})
@@ -779,7 +783,8 @@ class Transformer:
 
     def _page_by_page(self, fetches: list[Fetch], files: list[str]) -> list[dict[str, Any]]:
         """Read each page alone: a page over PAGE_LIMIT again with a larger buffer (one thread, more memory),
-        a page that is not JSON becomes one ``page`` reject with its whole text."""
+        a page that is not JSON becomes one ``page`` reject with its whole text, and so does one that does not
+        decompress (with no text: its file stays in the landing)."""
         meta = {str(f.folder / page[1]): (f, page) for f in fetches for page in f.pages}
         insert = "INSERT INTO typed_tasks " + _READ_SELECT
         self.db.execute(EMPTY_TYPED_TASKS)
@@ -788,7 +793,7 @@ class Transformer:
             try:
                 self.db.execute(insert.replace("{pages}", _pages(PAGE_LIMIT)), {"files": [path]})
                 continue
-            except duckdb.InvalidInputException as exc:
+            except _UNREADABLE_PAGE as exc:
                 reason = str(exc).splitlines()[0]
             if "maximum_object_size" in reason:
                 try:
@@ -799,9 +804,12 @@ class Transformer:
                 except duckdb.Error as exc:
                     reason = str(exc).splitlines()[0]
             fetch, page = meta[path]
-            text = decompress_page(path, Path(path).read_bytes()).decode("utf-8", "replace")
-            what = "page could not be read" if "maximum_object_size" in reason else "page is not JSON"
-            rejects.append(_page_reject(fetch, page, "page", f"{what}: {reason}", text, None))
+            text, broken = _page_text(fetch, page)
+            if broken is not None:
+                rejects.append(_page_reject(fetch, page, "page", broken, None, None))
+            else:
+                what = "page could not be read" if "maximum_object_size" in reason else "page is not JSON"
+                rejects.append(_page_reject(fetch, page, "page", f"{what}: {reason}", text, None))
             self.db.execute("DELETE FROM batch_files WHERE filename = $f", {"f": path})
             log.warning("page %s could not be read: it is kept in rejects, whole", path)
         return rejects
@@ -834,7 +842,11 @@ class Transformer:
             if key in whole:
                 continue
             fetch, page = pages[key]
-            text = decompress_page(page[1], (fetch.folder / page[1]).read_bytes()).decode("utf-8", "replace")
+            text, broken = _page_text(fetch, page)
+            if broken is not None:  # DuckDB read less than the whole page, or nothing, without a complaint
+                rejects.append(_page_reject(fetch, page, "page", broken, None, None))
+                whole.add(key)
+                continue
             try:
                 body = json.loads(text)
             except ValueError as exc:
@@ -856,6 +868,20 @@ class Transformer:
         return rejects
 
 
+def _page_text(fetch: Fetch, page: tuple[int, str, int, int]) -> tuple[str, str | None]:
+    """A landed page's text, or why it does not decompress (a page cut short, or corrupt). A page whose file
+    cannot be read at all is a broken landing, not a bad record: that raises :class:`LandingError`."""
+    path = fetch.folder / page[1]
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise LandingError(f"unreadable page {path}: {exc.strerror or exc}", path=str(path)) from exc
+    try:
+        return decompress_page(path, data).decode("utf-8", "replace"), None
+    except ValueError as exc:
+        return "", f"page could not be decompressed: {exc} (its file is kept in the landing as it is)"
+
+
 def _file_rows(table: Table, rows: pa.Table) -> pa.Table:
     """``rows`` as a file of ``table`` holds them: its columns but the partition's, in order, of its types."""
     return rows.select(table.file_schema.names).cast(table.file_schema)
@@ -871,7 +897,7 @@ def _children(lists: pa.Array) -> tuple[pa.Array, pa.Array]:
 
 
 def _page_reject(
-    fetch: Fetch, page: tuple[int, str, int, int], field: str, error: str, raw: str, position: int | None
+    fetch: Fetch, page: tuple[int, str, int, int], field: str, error: str, raw: str | None, position: int | None
 ) -> dict[str, Any]:
     return {
         "instance_id": fetch.instance_id,

@@ -113,7 +113,7 @@ def test_gzip_pages_of_older_landings_are_read_and_a_broken_page_is_a_landing_er
             Landing.read_page(folder, dict(page, file=name))
     with pytest.raises(ValueError):
         decompress_page("page.json.zst", gzip.compress(body))  # a name that lies about its codec
-    with pytest.raises(ValueError, match="did not decompress full frame"):
+    with pytest.raises(ValueError, match="cut short"):
         decompress_page("page.json.zst", zstandard.ZstdCompressor().compress(body * 50)[:-4])  # cut short
 
 
@@ -122,6 +122,31 @@ def test_a_zstd_page_written_by_another_tool_without_its_size_in_the_frame_is_re
     streamed = zstandard.ZstdCompressor(write_content_size=False).compress(body)
     assert zstandard.frame_content_size(streamed) == -1
     assert decompress_page("page-000000000.json.zst", streamed) == body
+
+
+def test_pages_of_several_frames_are_read_whole_and_anything_cut_short_or_oversized_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    body = b'{"tasks": [], "total": 0}' * 100
+    sized, unsized = zstandard.ZstdCompressor().compress(body), zstandard.ZstdCompressor(write_content_size=False)
+    streamed = unsized.compress(body)
+    assert decompress_page("p.json.zst", sized + streamed + sized) == body * 3  # as DuckDB reads them
+    for bad, reason in [
+        (streamed[:-6], "cut short"),
+        (sized + b"junk", "Unknown frame descriptor"),
+        (b"", "content size"),
+    ]:
+        with pytest.raises(ValueError, match=reason):
+            decompress_page("p.json.zst", bad)
+    corrupt = bytearray(gzip.compress(body * 10))
+    corrupt[20:40] = bytes(b ^ 0x5A for b in corrupt[20:40])
+    with pytest.raises(ValueError):
+        decompress_page("p.json.gz", bytes(corrupt))  # zlib's own error, not let through
+    monkeypatch.setattr("pipeline.landing.MAX_PAGE_BYTES", len(body) - 1)
+    with pytest.raises(ValueError, match="more than a page can be"):
+        decompress_page("p.json.zst", sized)  # the size the frame claims is checked before any allocation
+    with pytest.raises(ValueError, match="more than a page can be"):
+        decompress_page("p.json.zst", streamed)
 
 
 def test_a_page_that_does_not_match_its_manifest_is_refused(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ import pytest
 from conftest import ROOT, all_landed_text, run_cli, sandbox_env
 
 from pipeline.landing import decompress_page
+from pipeline.load import load_lake
 from pipeline.sandbox import Faults, SandboxConfig, SandboxServer
 from pipeline.sandbox.tasks import REGISTRY_SECRET
 from pipeline.schema import TABLES
@@ -129,6 +130,58 @@ def test_a_landing_with_gzip_pages_from_earlier_versions_rebuilds_to_the_same_ro
     result = run_cli(["rebuild"], env)
     assert result.returncode == 0, result.stderr
     assert snapshot(tmp_path) == before
+
+
+def test_a_page_cut_short_or_corrupt_is_rejected_whole_and_the_rest_loads(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """A landed page file damaged on disk (cut short, bytes flipped; zstd, or gzip from an earlier version):
+    one ``page`` reject naming why, its file left as it is, every other page loaded, exit 0 (3 with --strict)."""
+    env = sandbox_env(sandbox, tmp_path)
+    assert run_cli(["run"], env).returncode == 0
+    manifests = sorted((tmp_path / "raw" / "tasks").rglob("_manifest.json"))
+    damaged = []
+    for n, path in enumerate(m for m in manifests if len(json.loads(m.read_bytes())["pages"]) > 1):
+        if n == 3:
+            break
+        manifest = json.loads(path.read_bytes())
+        page = manifest["pages"][1]
+        file = path.parent / page["file"]
+        data = file.read_bytes()
+        if n == 0:  # cut short
+            data = data[: len(data) // 2]
+        elif n == 1:  # corrupt in the middle
+            data = data[:40] + bytes(b ^ 0x5A for b in data[40:80]) + data[80:]
+        else:  # an older landing's gzip page, corrupt
+            page["file"] = page["file"].removesuffix(".zst") + ".gz"
+            body = bytearray(gzip.compress(decompress_page(file, data), mtime=0))
+            body[30:60] = bytes(b ^ 0x5A for b in body[30:60])
+            file.unlink()
+            file, data = path.parent / page["file"], bytes(body)
+            path.write_text(json.dumps(manifest))
+        file.write_bytes(data)
+        damaged.append((manifest["instance_id"], manifest["execution_id"], page["offset"], page["rows"], file, data))
+    assert len(damaged) == 3
+    result = run_cli(["rebuild"], env)
+    assert result.returncode == 0, result.stderr
+    rejects = query(
+        tmp_path, "SELECT instance_id, execution_id, page_offset, error, raw FROM rejects WHERE field = 'page'"
+    )
+    assert sorted(r[:3] for r in rejects) == sorted(d[:3] for d in damaged)
+    assert all(r[3].startswith("page could not be decompressed: ") and r[4] is None for r in rejects)
+    for instance_id, execution_id, _offset, rows, file, data in damaged:
+        assert file.read_bytes() == data  # kept as it is
+        landed = query(
+            tmp_path,
+            f"SELECT count(*) FROM tasks WHERE instance_id = '{instance_id}' AND execution_id = {execution_id}",
+        )[0][0]
+        manifest = json.loads((file.parent / "_manifest.json").read_bytes())
+        assert landed == sum(p["rows"] for p in manifest["pages"]) - rows  # every other page of it loaded
+    assert run_cli(["rebuild", "--strict"], env).returncode == 3
+    # in batches of 50 tasks the larger executions are loaded in parts, whose ids are settled page by page
+    whole = snapshot(tmp_path)
+    load_lake(tmp_path, version="20261129T060000000Z-abcdef", batch_tasks=50, workers=2)
+    assert snapshot(tmp_path) == whole
 
 
 def test_an_execution_fetched_again_replaces_its_rows_and_others_stay(tmp_path: Path) -> None:

@@ -1,6 +1,9 @@
 """Micro-timings of the pieces of bench/study/polars_transform.py (best of --repeat runs each).
 
 .venv/bin/python bench/study/micro.py --data-dir D [--repeat 2]
+
+It times gzip decoders, so D must be a landing with gzip pages, as extract wrote them before pages became
+zstd frames (``bench/out/landing-s28-seed1``, which the study used).
 """
 
 from __future__ import annotations

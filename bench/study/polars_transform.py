@@ -18,7 +18,6 @@ Steps, each timed alone:
 from __future__ import annotations
 
 import argparse
-import gzip
 import io
 import os
 import sys
@@ -31,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import msgspec
 import polars as pl
 
-from pipeline.landing import Landing
+from pipeline.landing import Landing, decompress_page
 from pipeline.transform import _TASK_FIELDS, plan
 
 TASK_FIELDS = _TASK_FIELDS  # the task keys the pipeline reads, as it reads them
@@ -119,7 +118,7 @@ def read_pages(data_dir: Path, threads: int):
             )
 
     def load(p: Path) -> bytes:
-        return gzip.decompress(p.read_bytes())
+        return decompress_page(p, p.read_bytes())
 
     with ThreadPoolExecutor(threads) as pool:
         bodies = list(pool.map(load, paths, chunksize=16))
