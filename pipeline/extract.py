@@ -276,9 +276,12 @@ class Extractor:
             for record in pages:
                 if record.pass_no or record.offset in adopted:
                     continue
+                try:
+                    tasks = json.loads(Landing.read_page(folder, asdict(record))).get("tasks") or []
+                except (LandingError, ValueError, AttributeError) as exc:  # damaged since: fetched again instead
+                    log.warning("not reusing a page of an interrupted run: %s", exc)
+                    continue
                 adopted.add(record.offset)
-                body = Landing.read_page(folder, asdict(record))
-                tasks = json.loads(body).get("tasks") or []
                 job.writer.adopt(folder, record)
                 job.paginator.already(record.offset, len(tasks), record.total or 0)
                 for task in tasks:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 from conftest import ROOT, all_landed_text, clean_env, landed_tasks, run_cli, sandbox_env
 
-from pipeline.landing import Landing
+from pipeline.landing import Landing, decompress_page
 from pipeline.sandbox import Faults, SandboxConfig, SandboxServer
 from pipeline.sandbox.tasks import REGISTRY_SECRET
 
@@ -453,19 +454,34 @@ def test_an_extract_killed_midway_is_finished_without_fetching_again_what_it_lan
         (first,) = list(folder.glob("run_id=*"))
         assert not (first / "_manifest.json").exists(), "the run finished before it could be killed"
         journal = [json.loads(line) for line in (first / "_journal.jsonl").read_text().splitlines() if line.strip()]
-        landed = {entry["page"]["offset"] for entry in journal if "page" in entry}  # journaled: safe to reuse
+        pages = [entry["page"] for entry in journal if "page" in entry]
+        landed = {page["offset"] for page in pages}  # journaled: safe to reuse
         assert len(landed) >= 3
+        # as if an earlier version had landed the first page (gzip), and the second were damaged since
+        old, damaged = pages[0], pages[1]
+        zst = first / old["file"]
+        gz = zst.with_name(zst.name.removesuffix(".zst") + ".gz")
+        gz.write_bytes(gzip.compress(decompress_page(zst, zst.read_bytes()), mtime=0))
+        zst.unlink()
+        (first / "_journal.jsonl").write_text((first / "_journal.jsonl").read_text().replace(old["file"], gz.name))
+        (first / damaged["file"]).write_bytes((first / damaged["file"]).read_bytes()[:30])
 
         server.reset_stats()
         result = run_cli(["-v", "extract", "--execution-id", str(big["id"])], env)
         assert result.returncode == 0, result.stderr
-        asked = server.stats()["tasks_pages"][f"{iid}/{big['id']}"]
-        assert not landed & {int(offset) for offset in asked}, "a landed page was fetched again"
+        asked = {int(offset) for offset in server.stats()["tasks_pages"][f"{iid}/{big['id']}"]}
+        assert landed & asked == {damaged["offset"]}, "a landed page was fetched again, or the damaged one was not"
         assert "pages reused from an interrupted run" in result.stderr
+        assert "not reusing a page of an interrupted run" in result.stderr
     rows = landed_tasks(tmp_path)[(iid, big["id"])]
     assert len({row["id"] for row in rows}) == big["tasks"]
     run = json.loads(max((tmp_path / "raw" / "runs").glob("*.json")).read_text())
-    assert run["pages_reused"] == len(landed)
+    assert run["pages_reused"] == len(landed) - 1
+    (manifest,) = (tmp_path / "raw" / "tasks" / f"instance_id={iid}" / f"execution_id={big['id']}").rglob(
+        "_manifest.json"
+    )
+    names = {page["file"] for page in json.loads(manifest.read_bytes())["pages"]}
+    assert gz.name in names and any(name.endswith(".json.zst") for name in names)  # both codecs, one fetch
 
 
 def test_a_static_token_refused_in_the_middle_of_a_run_is_a_clear_error(tmp_path: Path) -> None:
