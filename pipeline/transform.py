@@ -144,6 +144,7 @@ PAGE_LIMIT = 16 << 20  # a page larger than this (decompressed) is read alone, w
 # what DuckDB raises for a page it cannot take: not JSON, too large (InvalidInput), or a compressed file that
 # is cut short or corrupt (IO: "Data corruption detected", "Unknown frame descriptor", ...)
 _UNREADABLE_PAGE = (duckdb.InvalidInputException, duckdb.IOException)
+ODD_PAGES_NAMED = 3  # pages of a batch set aside one by one before all its pages are read alone
 BIG_PAGE_LIMIT = 1 << 30
 
 
@@ -653,12 +654,7 @@ class Transformer:
         if part is not None:
             listed, distinct = self._settle(part)
         files = self._register_files(fetches)
-        python_rejects: list[dict[str, Any]] = []
-        try:
-            self.db.execute(READ_SQL if files else EMPTY_TYPED_TASKS, {"files": files} if files else None)
-        except _UNREADABLE_PAGE:
-            # a page that is very large, not JSON at all, or not what its compression says: one by one
-            python_rejects = self._page_by_page(fetches, files)
+        python_rejects = self._read(fetches, files)
         python_rejects += self._odd_pages_and_tasks(fetches)
         if part is None:
             listed, distinct = self.db.execute(COUNT_SQL).fetchall()[0]
@@ -781,13 +777,37 @@ class Transformer:
         )
         return files
 
-    def _page_by_page(self, fetches: list[Fetch], files: list[str]) -> list[dict[str, Any]]:
-        """Read each page alone: a page over PAGE_LIMIT again with a larger buffer (one thread, more memory),
-        a page that is not JSON becomes one ``page`` reject with its whole text, and so does one that does not
-        decompress (with no text: its file stays in the landing)."""
+    def _read(self, fetches: list[Fetch], files: list[str]) -> list[dict[str, Any]]:
+        """The batch's pages into ``typed_tasks``, all in one statement; returns the rejects of pages that could
+        not be read. A page DuckDB cannot take in one go (spread over several lines, not JSON, too large, not
+        what its compression says) fails that statement: when the error names its file, the others are read
+        again without it and it is read alone, so one odd page does not make its whole batch slow; after
+        :data:`ODD_PAGES_NAMED` such pages, or an error that names no page, every page is read alone."""
+        alone: list[str] = []
+        rest = files
+        while rest:
+            try:
+                self.db.execute(READ_SQL, {"files": rest})
+                break
+            except _UNREADABLE_PAGE as exc:
+                named = _named_file(str(exc), rest)
+                if named is None or len(alone) == ODD_PAGES_NAMED:
+                    alone, rest = files, []
+                else:
+                    alone.append(named)
+                    rest = [f for f in rest if f != named]
+        if not rest:
+            self.db.execute(EMPTY_TYPED_TASKS)
+        if alone:
+            log.info("%d of %d pages read alone", len(alone), len(files))
+        return self._read_alone(fetches, alone)
+
+    def _read_alone(self, fetches: list[Fetch], files: list[str]) -> list[dict[str, Any]]:
+        """Add each page to ``typed_tasks`` alone: a page over PAGE_LIMIT again with a larger buffer (one
+        thread, more memory), a page that is not JSON becomes one ``page`` reject with its whole text, and so
+        does one that does not decompress (with no text: its file stays in the landing)."""
         meta = {str(f.folder / page[1]): (f, page) for f in fetches for page in f.pages}
         insert = "INSERT INTO typed_tasks " + _READ_SELECT
-        self.db.execute(EMPTY_TYPED_TASKS)
         rejects = []
         for path in files:
             try:
@@ -809,6 +829,7 @@ class Transformer:
                 rejects.append(_page_reject(fetch, page, "page", broken, None, None))
             else:
                 what = "page could not be read" if "maximum_object_size" in reason else "page is not JSON"
+                reason = reason.replace(path, page[1])  # the same reason on every machine, whatever its folders
                 rejects.append(_page_reject(fetch, page, "page", f"{what}: {reason}", text, None))
             self.db.execute("DELETE FROM batch_files WHERE filename = $f", {"f": path})
             log.warning("page %s could not be read: it is kept in rejects, whole", path)
@@ -866,6 +887,15 @@ class Transformer:
             else:
                 rejects.append(_page_reject(fetch, page, "task", "task is not an object", raw, position))
         return rejects
+
+
+def _named_file(error: str, files: list[str]) -> str | None:
+    """The file of ``files`` that DuckDB's error names (``... in file "<path>", at byte ...``), if any."""
+    _, sep, tail = error.partition(' file "')
+    if not sep:
+        return None
+    name = tail.partition('"')[0]
+    return name if name in files else None
 
 
 def _page_text(fetch: Fetch, page: tuple[int, str, int, int]) -> tuple[str, str | None]:

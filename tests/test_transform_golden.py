@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from conftest import SEED_FILE
 from pipeline.landing import Landing
 from pipeline.load import load_lake
 from pipeline.schema import TABLES
-from pipeline.transform import describe_invalid_json, parse_time
+from pipeline.transform import ODD_PAGES_NAMED, describe_invalid_json, parse_time
 
 IID = "inst-1"
 EXECUTION = {
@@ -430,6 +431,7 @@ def test_pages_that_are_not_json_or_whose_tasks_are_not_a_list_are_kept_whole(tm
     ]
     assert rejects[0]["error"] == "the page's tasks are not a list"
     assert rejects[1]["error"].startswith("page is not JSON: ")
+    assert 'file "page-000000200.json.zst"' in rejects[1]["error"] and str(tmp_path) not in rejects[1]["error"]
 
 
 def test_a_page_spread_over_several_lines_loads_like_one_on_a_single_line(tmp_path: Path) -> None:
@@ -444,6 +446,28 @@ def test_a_page_spread_over_several_lines_loads_like_one_on_a_single_line(tmp_pa
         load_lake(tmp_path / case, version="20261101T000001000Z-bbbbbb")
     for table, order in (("tasks", "task_id"), ("tags", "task_id, side, artifact_idx, tag_idx"), ("rejects", "field")):
         assert rows(tmp_path / "pretty", table, order) == rows(tmp_path / "one-line", table, order) != []
+
+
+@pytest.mark.parametrize("odd", [2, 5])
+def test_only_the_odd_pages_of_a_batch_are_read_alone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, odd: int
+) -> None:
+    """One statement reads a batch's pages. A page it cannot take (pretty-printed, not JSON) is named in
+    DuckDB's error: it is read alone and the others together again, so one odd page does not make its batch
+    slow; past ODD_PAGES_NAMED of them, every page is read alone. Rows are the same either way."""
+    pages = [[task(10 * n + k, resource("a/b", ARTS[:2]), resource("c/b", ARTS[:1])) for k in (1, 2)] for n in range(8)]
+    html = b"<html><body>502 Bad Gateway</body></html>"
+    odd_pages: list[Any] = [json.dumps({"tasks": p, "total": 18}, indent=2).encode() for p in pages[: odd - 1]]
+    land(tmp_path / "one-line", [*pages, html])
+    land(tmp_path / "odd", [*odd_pages, *pages[odd - 1 :], html])
+    load_lake(tmp_path / "one-line", version="20261101T000001000Z-bbbbbb")
+    caplog.set_level(logging.INFO, logger="pipeline.transform")
+    load_lake(tmp_path / "odd", version="20261101T000001000Z-bbbbbb")
+    alone = [r.getMessage() for r in caplog.records if "pages read alone" in r.getMessage()]
+    assert alone == ([f"{odd} of 9 pages read alone"] if odd <= ODD_PAGES_NAMED else ["9 of 9 pages read alone"])
+    for table, order in (("tasks", "task_id"), ("tags", "task_id, side, artifact_idx, tag_idx"), ("rejects", "field")):
+        assert rows(tmp_path / "odd", table, order) == rows(tmp_path / "one-line", table, order) != []
+    assert len(rows(tmp_path / "odd", "tasks", "task_id")) == 16
 
 
 def land_listing(data_dir: Path, kind: str, run_id: str, records: list[dict[str, Any]], **keys: str) -> None:
