@@ -34,9 +34,11 @@ unique. A rebuild rewrites every partition of its instances from the raw landing
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
+import queue
 import shutil
 import threading
 import time
@@ -552,6 +554,42 @@ def default_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+class _WriteBehind:
+    """A lane's writes, done in order by a thread of their own: the lane goes on transforming while its last
+    chunks are compressed and written. Only with fewer lanes than cores (a load of one partition, say), since
+    a lane per core keeps the cores busy already. At most ``depth`` chunks wait, so memory stays bounded."""
+
+    def __init__(self, depth: int = 4) -> None:
+        self._queue: queue.Queue[Callable[[], object] | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._discard = False
+        self._thread = threading.Thread(target=self._drain, name="lane-writer", daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while (job := self._queue.get()) is not None:
+            try:
+                if self._error is None and not self._discard:
+                    job()
+            except BaseException as exc:  # raised in the lane, at its next write or when it closes
+                self._error = exc
+
+    def then(self, job: Callable[[], object]) -> None:
+        """Run ``job`` after every write queued before it."""
+        if self._error is not None:
+            raise self._error
+        self._queue.put(job)
+
+    def close(self, *, discard: bool = False) -> None:
+        """Finish the queued writes (or, with ``discard``, drop them: the load is failing) and raise the
+        first error of a write."""
+        self._discard = discard
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None and not discard:
+            raise self._error
+
+
 def transform_lanes(
     work: list[list[list[Fetch]]], target: LakeLoad, meanwhile: Callable[[], _T]
 ) -> tuple[TransformStats, _T]:
@@ -565,16 +603,35 @@ def transform_lanes(
     def run(lane: list[list[Fetch]]) -> TransformStats:
         stats = TransformStats()
         memory_mb = MEMORY_MB if alone else LANE_MEMORY_MB
+        behind = _WriteBehind() if len(work) < (os.cpu_count() or 1) else None  # a core to spare
+
+        def write(table: Table, rows: pa.Table, partition: tuple[str, str] | None = None) -> None:
+            if behind is None:
+                target.write_rows(table, rows, partition)
+            else:
+                behind.then(lambda: target.write_rows(table, rows, partition))
+
         with Transformer(threads=None if alone else 1, memory_limit_mb=memory_mb) as transformer:
             transformers.append(transformer)
-            for k, group in enumerate(lane):
-                if stop.is_set():
-                    break
-                target.begin_batch(group)
-                done = transformer.transform(group, target.write_rows)
-                target.end_batch(group, lane[k + 1] if k + 1 < len(lane) else [])
-                stats.add(done)
-                log.info("transformed %d executions (%d tasks)", len(group), done.tasks)
+            try:
+                for k, group in enumerate(lane):
+                    if stop.is_set():
+                        break
+                    target.begin_batch(group)
+                    done = transformer.transform(group, write)
+                    following = lane[k + 1] if k + 1 < len(lane) else []
+                    if behind is None:
+                        target.end_batch(group, following)
+                    else:  # after the batch's writes
+                        behind.then(functools.partial(target.end_batch, group, following))
+                    stats.add(done)
+                    log.info("transformed %d executions (%d tasks)", len(group), done.tasks)
+            except BaseException:
+                if behind is not None:
+                    behind.close(discard=True)
+                raise
+            if behind is not None:
+                behind.close()
         return stats
 
     total = TransformStats()

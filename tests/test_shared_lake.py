@@ -6,9 +6,12 @@ partition files and the next run finishes the job; a lake of version 0.1 (a syml
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -265,3 +268,48 @@ def test_a_rebuild_cut_short_while_publishing_is_done_again_by_the_next_run(
         assert result.returncode == 0, result.stderr
     assert not (stray / "part-0.parquet").exists()
     assert snapshot(tmp_path) == before
+
+
+def test_a_lanes_writes_behind_it_keep_their_order_and_their_first_error() -> None:
+    """A lane alone hands its writes to a thread of their own: in order, the first failure raised in the
+    lane (at its next write, or when it closes), and nothing more written after a failure or a discard."""
+    from pipeline.load import _WriteBehind
+
+    done: list[int] = []
+    behind = _WriteBehind(depth=2)
+    for n in range(50):
+        behind.then(functools.partial(done.append, n))
+    behind.close()
+    assert done == list(range(50))
+
+    def fail() -> None:
+        raise OSError(28, "No space left on device")
+
+    done.clear()
+    behind = _WriteBehind(depth=2)
+    behind.then(functools.partial(done.append, 1))
+    behind.then(fail)
+    deadline = time.monotonic() + 60
+    with pytest.raises(OSError, match="No space left"):
+        while time.monotonic() < deadline:  # raised at a later write, once the writer has met it
+            behind.then(functools.partial(done.append, 2))
+            time.sleep(0.001)
+    behind.close(discard=True)
+    assert done == [1]
+
+    gate = threading.Event()
+    behind = _WriteBehind(depth=8)
+    behind.then(gate.wait)  # the writer is busy with this one
+    for n in range(5):
+        behind.then(functools.partial(done.append, n))
+    closing = threading.Thread(target=functools.partial(behind.close, discard=True))
+    closing.start()  # the load is failing: what still waits is dropped
+    while not behind._discard:
+        time.sleep(0.001)
+    gate.set()
+    closing.join()
+    assert done == [1]
+    behind = _WriteBehind()
+    behind.then(fail)
+    with pytest.raises(OSError):
+        behind.close()
