@@ -63,6 +63,7 @@ from pipeline.transform import (
     LANE_MEMORY_MB,
     MEMORY_MB,
     Fetch,
+    Stopped,
     Transformer,
     TransformStats,
     lanes,
@@ -549,9 +550,17 @@ def _migrate_versioned_layout(data_dir: Path) -> None:
         shutil.rmtree(data_dir / ".lake", ignore_errors=True)
 
 
+def cores() -> int:
+    """The cores this process may run on (its affinity, which a container or ``taskset`` narrows)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def default_workers() -> int:
     """Lanes of a load when not configured (``--workers``): one per core, at most 4 (each holds a batch)."""
-    return max(1, min(4, os.cpu_count() or 1))
+    return max(1, min(4, cores()))
 
 
 class _WriteBehind:
@@ -580,14 +589,15 @@ class _WriteBehind:
             raise self._error
         self._queue.put(job)
 
-    def close(self, *, discard: bool = False) -> None:
-        """Finish the queued writes (or, with ``discard``, drop them: the load is failing) and raise the
-        first error of a write."""
+    def close(self, *, discard: bool = False) -> BaseException | None:
+        """Finish the queued writes and raise the first error of a write; or, with ``discard`` (the lane is
+        failing), drop them and return that error, if any, for the lane to weigh against its own."""
         self._discard = discard
         self._queue.put(None)
         self._thread.join()
         if self._error is not None and not discard:
             raise self._error
+        return self._error
 
 
 def transform_lanes(
@@ -603,7 +613,7 @@ def transform_lanes(
     def run(lane: list[list[Fetch]]) -> TransformStats:
         stats = TransformStats()
         memory_mb = MEMORY_MB if alone else LANE_MEMORY_MB
-        behind = _WriteBehind() if len(work) < (os.cpu_count() or 1) else None  # a core to spare
+        behind: _WriteBehind | None = None
 
         def write(table: Table, rows: pa.Table, partition: tuple[str, str] | None = None) -> None:
             if behind is None:
@@ -613,6 +623,8 @@ def transform_lanes(
 
         with Transformer(threads=None if alone else 1, memory_limit_mb=memory_mb) as transformer:
             transformers.append(transformer)
+            if len(work) < cores():  # a core to spare
+                behind = _WriteBehind()
             try:
                 for k, group in enumerate(lane):
                     if stop.is_set():
@@ -626,9 +638,11 @@ def transform_lanes(
                         behind.then(functools.partial(target.end_batch, group, following))
                     stats.add(done)
                     log.info("transformed %d executions (%d tasks)", len(group), done.tasks)
-            except BaseException:
-                if behind is not None:
-                    behind.close(discard=True)
+            except BaseException as exc:
+                failed_write = behind.close(discard=True) if behind is not None else None
+                if failed_write is not None and not isinstance(exc, (Stopped, KeyboardInterrupt)):
+                    log.debug("the lane failed after its writer: %r", exc)
+                    raise failed_write from None  # the first failure (a full disk, say) says what to do
                 raise
             if behind is not None:
                 behind.close()

@@ -294,7 +294,7 @@ def test_a_lanes_writes_behind_it_keep_their_order_and_their_first_error() -> No
         while time.monotonic() < deadline:  # raised at a later write, once the writer has met it
             behind.then(functools.partial(done.append, 2))
             time.sleep(0.001)
-    behind.close(discard=True)
+    assert isinstance(behind.close(discard=True), OSError)  # handed back: the lane weighs it against its own
     assert done == [1]
 
     gate = threading.Event()
