@@ -694,18 +694,16 @@ class Transformer:
         whole = dataclasses.replace(part, pages=part.all_pages or part.pages, all_pages=None)
         files = self._register_files([whole])
         self.db.execute(IDS_TABLE)
-        try:
-            self.db.execute("INSERT INTO ids " + _ids(_pages(PAGE_LIMIT, lines=True)), {"files": files})
-        except _UNREADABLE_PAGE:  # a page that is not one line of JSON (or broken): each alone, as the parts do
-            for path in files:
+        # a page that is not one line of JSON (or broken) is read alone, as the parts do
+        for path in self._together("INSERT INTO ids " + _ids(_pages(PAGE_LIMIT, lines=True)), files):
+            try:
+                self.db.execute("INSERT INTO ids " + _ids(_pages(PAGE_LIMIT)), {"files": [path]})
+            except _UNREADABLE_PAGE:
                 try:
-                    self.db.execute("INSERT INTO ids " + _ids(_pages(PAGE_LIMIT)), {"files": [path]})
-                except _UNREADABLE_PAGE:
-                    try:
-                        with self._roomier():
-                            self.db.execute("INSERT INTO ids " + _ids(_pages(BIG_PAGE_LIMIT)), {"files": [path]})
-                    except duckdb.Error:
-                        pass  # not JSON, or too large even alone: its part rejects the page whole
+                    with self._roomier():
+                        self.db.execute("INSERT INTO ids " + _ids(_pages(BIG_PAGE_LIMIT)), {"files": [path]})
+                except duckdb.Error:
+                    pass  # not JSON, or too large even alone: its part rejects the page whole
         self.db.execute(SETTLE_SQL)
         counts = self.db.execute("SELECT count(*), count(DISTINCT task_id) FROM ids").fetchall()[0]
         self.db.execute("DROP TABLE ids")
@@ -783,24 +781,30 @@ class Transformer:
         what its compression says) fails that statement: when the error names its file, the others are read
         again without it and it is read alone, so one odd page does not make its whole batch slow; after
         :data:`ODD_PAGES_NAMED` such pages, or an error that names no page, every page is read alone."""
+        alone = self._together(READ_SQL, files)
+        if len(alone) == len(files):  # no statement succeeded (or there was nothing to read)
+            self.db.execute(EMPTY_TYPED_TASKS)
+        return self._read_alone(fetches, alone)
+
+    def _together(self, sql: str, files: list[str]) -> list[str]:
+        """Run ``sql`` on ``files`` (its ``$files``) in one statement, again without each page its error names
+        (a failed statement changes nothing), as :meth:`_read` says; returns the pages left to read alone."""
         alone: list[str] = []
         rest = files
         while rest:
             try:
-                self.db.execute(READ_SQL, {"files": rest})
+                self.db.execute(sql, {"files": rest})
                 break
             except _UNREADABLE_PAGE as exc:
                 named = _named_file(str(exc), rest)
                 if named is None or len(alone) == ODD_PAGES_NAMED:
-                    alone, rest = files, []
-                else:
-                    alone.append(named)
-                    rest = [f for f in rest if f != named]
-        if not rest:
-            self.db.execute(EMPTY_TYPED_TASKS)
+                    alone = files
+                    break
+                alone.append(named)
+                rest = [f for f in rest if f != named]
         if alone:
             log.info("%d of %d pages read alone", len(alone), len(files))
-        return self._read_alone(fetches, alone)
+        return alone
 
     def _read_alone(self, fetches: list[Fetch], files: list[str]) -> list[dict[str, Any]]:
         """Add each page to ``typed_tasks`` alone: a page over PAGE_LIMIT again with a larger buffer (one

@@ -141,15 +141,20 @@ def golden(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("pretty", [False, True])
-def test_an_execution_cut_into_parts_loads_exactly_like_a_whole_one(golden: Path, tmp_path: Path, pretty: bool) -> None:
+def test_an_execution_cut_into_parts_loads_exactly_like_a_whole_one(
+    golden: Path, tmp_path: Path, pretty: bool, caplog: pytest.LogCaptureFixture
+) -> None:
     """An execution larger than a batch is loaded a few pages at a time, its duplicated ids settled across all
-    its pages first (task 1 is listed on both pages: the later, higher revision wins, and counts once). With
-    a page spread over lines, the ids are read page by page."""
+    its pages first (task 1 is listed on both pages: the later, higher revision wins, and counts once). A
+    page spread over lines is read alone, both when the ids are settled and in its part; the others not."""
     parts = tmp_path / "parts"
     second: Any = json.dumps({"tasks": PAGE_100, "total": 5}, indent=2).encode() if pretty else PAGE_100
     land(parts, [PAGE_0, second])
+    caplog.set_level(logging.INFO, logger="pipeline.transform")
     summary = load_lake(parts, version="20261101T000001000Z-bbbbbb", batch_tasks=1, workers=1)
     assert (summary.stats.tasks, summary.stats.duplicates) == (4, 1)
+    alone = [r.getMessage() for r in caplog.records if "pages read alone" in r.getMessage()]
+    assert alone == (["1 of 2 pages read alone", "1 of 1 pages read alone"] if pretty else [])
     for table, order in (
         ("tasks", "task_id"),
         ("artifacts", "task_id, side, artifact_idx"),
