@@ -615,13 +615,17 @@ def transform_lanes(
         memory_mb = MEMORY_MB if alone else LANE_MEMORY_MB
         behind: _WriteBehind | None = None
 
-        def write(table: Table, rows: pa.Table, partition: tuple[str, str] | None = None) -> None:
+        def later(job: Callable[[], object]) -> None:
+            """``job`` now, or behind the lane after the writes queued before it."""
             if behind is None:
-                target.write_rows(table, rows, partition)
+                job()
             else:
-                behind.then(lambda: target.write_rows(table, rows, partition))
+                behind.then(job)
 
-        with Transformer(threads=None if alone else 1, memory_limit_mb=memory_mb) as transformer:
+        def write(table: Table, rows: pa.Table, partition: tuple[str, str] | None = None) -> None:
+            later(functools.partial(target.write_rows, table, rows, partition))
+
+        with Transformer(threads=cores() if alone else 1, memory_limit_mb=memory_mb) as transformer:
             transformers.append(transformer)
             if len(work) < cores():  # a core to spare
                 behind = _WriteBehind()
@@ -632,10 +636,7 @@ def transform_lanes(
                     target.begin_batch(group)
                     done = transformer.transform(group, write)
                     following = lane[k + 1] if k + 1 < len(lane) else []
-                    if behind is None:
-                        target.end_batch(group, following)
-                    else:  # after the batch's writes
-                        behind.then(functools.partial(target.end_batch, group, following))
+                    later(functools.partial(target.end_batch, group, following))  # after the batch's writes
                     stats.add(done)
                     log.info("transformed %d executions (%d tasks)", len(group), done.tasks)
             except BaseException as exc:

@@ -696,14 +696,7 @@ class Transformer:
         self.db.execute(IDS_TABLE)
         # a page that is not one line of JSON (or broken) is read alone, as the parts do
         for path in self._together("INSERT INTO ids " + _ids(_pages(PAGE_LIMIT, lines=True)), files):
-            try:
-                self.db.execute("INSERT INTO ids " + _ids(_pages(PAGE_LIMIT)), {"files": [path]})
-            except _UNREADABLE_PAGE:
-                try:
-                    with self._roomier():
-                        self.db.execute("INSERT INTO ids " + _ids(_pages(BIG_PAGE_LIMIT)), {"files": [path]})
-                except duckdb.Error:
-                    pass  # not JSON, or too large even alone: its part rejects the page whole
+            self._insert_alone("INSERT INTO ids " + _ids("{pages}"), path)  # failing: its part rejects the page
         self.db.execute(SETTLE_SQL)
         counts = self.db.execute("SELECT count(*), count(DISTINCT task_id) FROM ids").fetchall()[0]
         self.db.execute("DROP TABLE ids")
@@ -807,26 +800,15 @@ class Transformer:
         return alone
 
     def _read_alone(self, fetches: list[Fetch], files: list[str]) -> list[dict[str, Any]]:
-        """Add each page to ``typed_tasks`` alone: a page over PAGE_LIMIT again with a larger buffer (one
-        thread, more memory), a page that is not JSON becomes one ``page`` reject with its whole text, and so
-        does one that does not decompress (with no text: its file stays in the landing)."""
+        """Add each page to ``typed_tasks`` alone (:meth:`_insert_alone`): a page that is not JSON becomes one
+        ``page`` reject with its whole text, and so does one that does not decompress (with no text: its file
+        stays in the landing)."""
         meta = {str(f.folder / page[1]): (f, page) for f in fetches for page in f.pages}
-        insert = "INSERT INTO typed_tasks " + _READ_SELECT
         rejects = []
         for path in files:
-            try:
-                self.db.execute(insert.replace("{pages}", _pages(PAGE_LIMIT)), {"files": [path]})
+            reason = self._insert_alone("INSERT INTO typed_tasks " + _READ_SELECT, path)
+            if reason is None:
                 continue
-            except _UNREADABLE_PAGE as exc:
-                reason = str(exc).splitlines()[0]
-            if "maximum_object_size" in reason:
-                try:
-                    with self._roomier():
-                        self.db.execute(insert.replace("{pages}", _pages(BIG_PAGE_LIMIT)), {"files": [path]})
-                    log.warning("page %s is over %d MiB: read alone", path, PAGE_LIMIT >> 20)
-                    continue
-                except duckdb.Error as exc:
-                    reason = str(exc).splitlines()[0]
             fetch, page = meta[path]
             text, broken = _page_text(fetch, page)
             if broken is not None:
@@ -838,6 +820,24 @@ class Transformer:
             self.db.execute("DELETE FROM batch_files WHERE filename = $f", {"f": path})
             log.warning("page %s could not be read: it is kept in rejects, whole", path)
         return rejects
+
+    def _insert_alone(self, insert: str, path: str) -> str | None:
+        """Run ``insert`` (its ``{pages}``: the documents of one page) on the page at ``path``; a page over
+        PAGE_LIMIT again with a larger buffer (one thread, more memory). Returns why it failed, or None."""
+        try:
+            self.db.execute(insert.replace("{pages}", _pages(PAGE_LIMIT)), {"files": [path]})
+            return None
+        except _UNREADABLE_PAGE as exc:
+            reason = str(exc).splitlines()[0]
+        if "maximum_object_size" not in reason:
+            return reason
+        try:
+            with self._roomier():
+                self.db.execute(insert.replace("{pages}", _pages(BIG_PAGE_LIMIT)), {"files": [path]})
+        except duckdb.Error as exc:
+            return str(exc).splitlines()[0]
+        log.warning("page %s is over %d MiB: read alone", path, PAGE_LIMIT >> 20)
+        return None
 
     @contextmanager
     def _roomier(self, factor: int = 0) -> Iterator[None]:
