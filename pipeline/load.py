@@ -79,7 +79,6 @@ _T = TypeVar("_T")
 
 ROW_GROUP_ROWS = 128 * 1024
 EMPTY = "__none__"  # the partition of a table's placeholder file
-COMPRESSION = "zstd"
 PART = "part-0.parquet"
 STAGING = "_staging"
 COMMITS = "_commits"
@@ -117,7 +116,7 @@ class _PartitionWriter:
 
     store: LakeStore
     relative: str
-    schema: pa.Schema
+    table: Table
     writer: pq.ParquetWriter | None = None
 
     def write(self, table: pa.Table) -> None:
@@ -127,7 +126,9 @@ class _PartitionWriter:
             path = self.store.path(self.relative)
             if not self.store.remote:
                 self.store.fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-            self.writer = pq.ParquetWriter(path, self.schema, compression=COMPRESSION, filesystem=self.store.fs)
+            self.writer = pq.ParquetWriter(
+                path, self.table.file_schema, filesystem=self.store.fs, **self.table.parquet_options
+            )
         self.writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
 
     closed: bool = False
@@ -236,7 +237,7 @@ class LakeLoad:
                 raise LoadError(f"rows for {key} arrived after its file was finished: batches out of order")
             if writer is None:
                 relative = "/".join([*partition_parts(table, instance_id, month), PART])
-                writer = _PartitionWriter(self.store, self._staging(relative), table.file_schema)
+                writer = _PartitionWriter(self.store, self._staging(relative), table)
                 self._writers[key] = writer
         return writer
 
@@ -316,7 +317,7 @@ class LakeLoad:
                 if self.replace is not None and relative in self._existing:
                     mine = _merge_listed(table, self.lake.open(relative).read(), mine)
                 if mine.num_rows:
-                    writer = _PartitionWriter(self.store, self._staging(relative), table.file_schema)
+                    writer = _PartitionWriter(self.store, self._staging(relative), table)
                     writer.write(mine)
                     writer.close()
                     self._staged.append(relative)
@@ -387,7 +388,7 @@ class LakeLoad:
             relative = "/".join([*partition_parts(table, EMPTY, EMPTY), PART])
             if not self.store.exists(relative):
                 sink = pa.BufferOutputStream()
-                pq.write_table(table.file_schema.empty_table(), sink, compression=COMPRESSION)
+                pq.write_table(table.file_schema.empty_table(), sink, **table.parquet_options)
                 self.store.write_bytes(sink.getvalue().to_pybytes(), relative)
 
     def abort(self) -> None:
@@ -536,7 +537,7 @@ def _migrate_versioned_layout(data_dir: Path) -> None:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     mine = rows.filter(pc.equal(rows["instance_id"], instance_id)).drop_columns(["instance_id"])
                     tmp = target.with_name(f".{PART}.migrating")
-                    pq.write_table(mine.cast(table.file_schema), tmp, compression=COMPRESSION)
+                    pq.write_table(mine.cast(table.file_schema), tmp, **table.parquet_options)
                     os.replace(tmp, target)
                 old.unlink()
             for old in sorted(folder.glob("instance_id=*/**/*.parquet")):

@@ -9,10 +9,12 @@ Times are UTC (``timestamp[us, tz=UTC]``, DuckDB ``TIMESTAMP WITH TIME ZONE``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 
 TS = pa.timestamp("us", tz="UTC")
+COMPRESSION = "zstd"
 
 # Every table is partitioned by instance: one run (one job) owns an instance's partitions, so runs for
 # different instances write one lake at once. The tables of tasks are partitioned by the month the execution
@@ -28,6 +30,10 @@ class Table:
     partitioned: bool  # by instance and execution month (the tables of tasks); else by instance only
     sort_by: tuple[str, ...]
     doc: str
+    # Columns with min/max statistics in the files (None: all). The large child tables keep them for their
+    # keys only: their other columns are not in key order, so a row group's range would skip nothing, and
+    # writing them took a fifth of the write time.
+    statistics: tuple[str, ...] | None = None
 
     @property
     def partition_by(self) -> tuple[str, ...]:
@@ -42,6 +48,20 @@ class Table:
     def file_schema(self) -> pa.Schema:
         """What a Parquet file of the table holds: its columns less the partition keys (those are in the path)."""
         return pa.schema([f for f in self.schema if f.name not in self.partition_by])
+
+    @property
+    def parquet_options(self) -> dict[str, Any]:
+        """How its files are written (``pyarrow.parquet`` options): zstd; ``task_id``, nearly unique and in
+        order, delta-encoded instead of in a dictionary (measured on the tags: 6% faster to write, 16% smaller);
+        every other column in a dictionary."""
+        names = self.file_schema.names
+        delta = [name for name in names if name == "task_id"]
+        return {
+            "compression": COMPRESSION,
+            "use_dictionary": [name for name in names if name not in delta],
+            "column_encoding": dict.fromkeys(delta, "DELTA_BINARY_PACKED"),
+            "write_statistics": list(self.statistics) if self.statistics is not None else True,
+        }
 
 
 def _schema(*fields: tuple[str, pa.DataType, str]) -> pa.Schema:
@@ -131,6 +151,7 @@ ARTIFACTS = Table(
     ),
     partitioned=True,
     sort_by=("execution_id", "task_id", "side", "artifact_idx"),
+    statistics=("execution_id", "task_id"),
     doc="one row per artifact per side of a readable resource",
 )
 
@@ -150,6 +171,7 @@ TAGS = Table(
     ),
     partitioned=True,
     sort_by=("execution_id", "task_id", "side", "artifact_idx", "tag_idx"),
+    statistics=("execution_id", "task_id"),
     doc="one row per tag per artifact per side of a readable resource",
 )
 
