@@ -196,6 +196,40 @@ def test_a_load_in_many_small_batches_gives_the_same_tables(mode: str, workers: 
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.parametrize("mode", ["rebuild", "update"])
+def test_partition_files_are_written_in_whole_row_groups_whatever_the_batches(
+    mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows wait in the writer until they fill a row group: small batches (50 tasks, chunks of a few hundred
+    rows) still give files of whole row groups, only a partition's last one smaller (in an update, a
+    partition's rows are also written out when its batches end, so as not to be held until the commit)."""
+    from pipeline import load
+
+    with SandboxServer(SandboxConfig(seed=4, scale=1.0)) as server:
+        assert run_cli(["run"], sandbox_env(server, tmp_path)).returncode == 0
+    before = snapshot(tmp_path)
+    executions = [(r[0], r[1]) for r in before["executions"]]
+    monkeypatch.setattr(load, "ROW_GROUP_ROWS", 500)
+    load_lake(
+        tmp_path,
+        version="20261129T060000000Z-abcdef",
+        only=None if mode == "rebuild" else executions,
+        batch_tasks=50,
+        workers=1,
+    )
+    assert snapshot(tmp_path) == before
+    largest = 0
+    for name in ("tasks", "artifacts", "tags"):
+        for path in sorted((tmp_path / "lake" / name).glob("instance_id=*/execution_month=*/*.parquet")):
+            meta = pq.ParquetFile(path).metadata
+            groups = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+            largest = max(largest, meta.num_rows)
+            assert all(n <= 500 for n in groups), (path, groups)
+            if mode == "rebuild":
+                assert all(n == 500 for n in groups[:-1]), (path, groups)
+    assert largest > 1000  # files of several row groups were written
+
+
 def test_an_execution_that_moves_partition_leaves_its_neighbours_rows_alone(tmp_path: Path) -> None:
     """Execution 20 first came without a creation time and with a page that is not JSON: its only rows are a
     reject in the ``unknown`` partition, beside execution 10's tasks. Fetched again with its time known, it
