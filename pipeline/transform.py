@@ -113,8 +113,6 @@ _SUSPICIOUS = """(
 _SIDE_SCALARS = """
     {side}_p.metadata.repository.name AS {side}_repository,
     coalesce(len({side}_p.metadata.artifacts), 0)::INTEGER AS {side}_artifacts,
-    coalesce(list_sum(list_transform({side}_p.metadata.artifacts, lambda a: coalesce(len(a.tags), 0))), 0)::INTEGER
-        AS {side}_tags,
     TRY_CAST({side}_p.metadata.repository.metadata.public AS BOOLEAN) AS {side}_public,
     {side}_p.deleted AS {side}_deleted,"""
 _READ_SELECT = f"""
@@ -234,10 +232,14 @@ SELECT count(*), count(DISTINCT (instance_id, execution_id, task_id)) FROM typed
 
 # The one place where embedded resources are judged (they were parsed as they were read, see _READ_SELECT):
 # the few that did not parse, or were suspicious, are looked at again in their text, and those that fail get
-# their reason. A side with no row here is good: its parsed resource is used as it is.
+# their reason. A side with no row here is good: its parsed resource is used as it is. What the parse left
+# NULL is told by flags Arrow worked out from the parsed resources (see :func:`_resource_facts`), so DuckDB
+# reads back no parsed resource here.
 _JUDGED_SIDE = """
     SELECT rn, instance_id, execution_id, task_id, run_id, page_offset, pos, execution_month,
-           '{side}' AS side, {side}_p AS p, {side}_txt AS txt
+           '{side}' AS side, {side}_txt AS txt, {side}_artifacts AS artifacts,
+           {side}_unparsed AS unparsed, {side}_no_name AS no_name, {side}_no_artifacts AS no_artifacts,
+           {side}_bad_artifact AS bad_artifact, {side}_null_tags AS null_tags, {side}_null_tag AS null_tag
     FROM kept_tasks WHERE {side}_look
 """
 RESOURCE_ERRORS_SQL = f"""
@@ -249,23 +251,20 @@ WITH sides AS (
 ), typed AS (
     SELECT *,
         -- the text is parsed again only to name what is missing or of the wrong type
-        CASE WHEN p IS NOT NULL AND (p.metadata IS NULL OR p.metadata.repository IS NULL
-                  OR p.metadata.repository.name IS NULL OR p.metadata.artifacts IS NULL)
+        CASE WHEN NOT unparsed AND (no_name OR no_artifacts)
              THEN json_type(
                  txt, ['$.metadata', '$.metadata.repository', '$.metadata.repository.name', '$.metadata.artifacts']
              ) END AS ty,
-        CASE WHEN list_bool_or(list_transform(p.metadata.artifacts, lambda a: a IS NULL OR a.digest IS NULL))
-             THEN json_type(txt, '$.metadata.artifacts[*]') END AS ta,
-        CASE WHEN list_bool_or(list_transform(p.metadata.artifacts, lambda a: a.tags IS NULL))
-             THEN json_type(txt, '$.metadata.artifacts[*].tags') END AS tt
+        CASE WHEN bad_artifact THEN json_type(txt, '$.metadata.artifacts[*]') END AS ta,
+        CASE WHEN null_tags THEN json_type(txt, '$.metadata.artifacts[*].tags') END AS tt
     FROM sides
 )
 SELECT rn, instance_id, execution_id, task_id, run_id, page_offset, pos, execution_month, side, txt AS raw, error
 FROM (
 SELECT *,
     CASE
-        WHEN p IS NULL AND txt IS NULL THEN 'missing or null'
-        WHEN p IS NULL THEN CASE WHEN trim(txt) = '' THEN 'empty string' ELSE 'invalid JSON' END
+        WHEN unparsed AND txt IS NULL THEN 'missing or null'
+        WHEN unparsed THEN CASE WHEN trim(txt) = '' THEN 'empty string' ELSE 'invalid JSON' END
         -- the others are suspicious. The parse gives NULLs for a part that is missing and for one of another
         -- type (a string where an object should be parses as an object of NULLs): the text tells which.
         WHEN ty IS NOT NULL AND json_type(txt) <> 'OBJECT' THEN 'not a JSON object but ' || lower(json_type(txt))
@@ -275,19 +274,16 @@ SELECT *,
         WHEN ty IS NOT NULL AND ty[2] <> 'OBJECT'
             THEN 'metadata.repository is ' || lower(ty[2]) || ', expected an object'
         WHEN ty IS NOT NULL AND ty[3] IS NULL THEN 'missing key metadata.repository.name'
-        WHEN p.metadata.repository.name IS NULL
-            THEN 'metadata.repository.name is ' || lower(ty[3]) || ', expected a string'
+        WHEN no_name THEN 'metadata.repository.name is ' || lower(ty[3]) || ', expected a string'
         WHEN ty IS NOT NULL AND ty[4] IS NULL THEN 'missing key metadata.artifacts'
         WHEN ty IS NOT NULL AND ty[4] = 'NULL' THEN NULL
-        WHEN p.metadata.artifacts IS NULL THEN 'metadata.artifacts is ' || lower(ty[4]) || ', expected an array'
+        WHEN no_artifacts THEN 'metadata.artifacts is ' || lower(ty[4]) || ', expected an array'
         WHEN len(list_filter(ta, lambda x: x <> 'OBJECT')) > 0 THEN 'an artifact is not an object'
         WHEN ta IS NOT NULL THEN 'an artifact has no digest string'
-        WHEN len(tt) < len(p.metadata.artifacts) THEN 'an artifact has no tags key'
+        WHEN len(tt) < artifacts THEN 'an artifact has no tags key'
         WHEN len(list_filter(tt, lambda x: x NOT IN ('ARRAY', 'NULL'))) > 0
             THEN 'the tags of an artifact are not an array'
-        WHEN list_bool_or(list_transform(
-                p.metadata.artifacts, lambda a: list_bool_or(list_transform(a.tags, lambda x: x IS NULL))))
-            THEN 'a tag is not a string'
+        WHEN null_tag THEN 'a tag is not a string'
     END AS error
 FROM typed
 )
@@ -811,6 +807,9 @@ class Transformer:
         if not parts:
             parts.append(self.db.sql(EMPTY_READ_SQL).to_arrow_table())
         typed = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+        for side in ("src", "dst"):
+            for name, values in _resource_facts(typed.column(f"{side}_p")).items():
+                typed = typed.append_column(f"{side}_{name}", pa.array(values))
         return typed.append_column("rn", pa.array(np.arange(typed.num_rows, dtype=np.int64))), rejects
 
     def _together(self, run: Callable[[list[str]], None], files: list[str]) -> list[str]:
@@ -982,6 +981,38 @@ def _explode_lists(chunk: pa.RecordBatch) -> tuple[pa.Table, pa.Table]:
     rows = rows.append_column("artifact_type", pc.struct_field(flat, "type"))
     rows = rows.append_column("tag_count", pc.fill_null(pc.list_value_length(tag_lists), 0))
     return rows, tagged
+
+
+def _resource_facts(resources: pa.ChunkedArray) -> dict[str, np.ndarray]:
+    """What the tasks table and the judging of resources (RESOURCE_ERRORS_SQL) need to know of each parsed
+    resource, worked out on Arrow's flat arrays of all the artifacts and all the tags of the batch (DuckDB
+    would run a lambda over each list): its tag count (a null list counts none); whether it did not parse
+    (``unparsed``); and which of its parts the non-strict parse left NULL (missing, or of another type):
+    its repository's name, its artifact list, an artifact or its digest, a tag list, a tag."""
+    resources = resources.combine_chunks() if resources.num_chunks != 1 else resources.chunk(0)
+    artifacts = pc.struct_field(resources, ["metadata", "artifacts"])
+    flat = pc.list_flatten(artifacts)  # the artifacts of every list, in order; a null artifact stays
+    owner = pc.list_parent_indices(artifacts).to_numpy()
+    tag_lists = pc.struct_field(flat, "tags")
+
+    def anywhere(bad: np.ndarray, parents: np.ndarray, size: int) -> np.ndarray:
+        found = np.zeros(size, dtype=bool)
+        found[parents[bad]] = True
+        return found
+
+    null_tag = anywhere(
+        _numpy(pc.is_null(pc.list_flatten(tag_lists))), pc.list_parent_indices(tag_lists).to_numpy(), len(flat)
+    )
+    counts = pc.fill_null(pc.list_value_length(tag_lists), 0).to_numpy()
+    return {
+        "tags": np.bincount(owner, weights=counts, minlength=len(resources)).astype(np.int32),
+        "unparsed": _numpy(pc.is_null(resources)),
+        "no_name": _numpy(pc.is_null(pc.struct_field(resources, ["metadata", "repository", "name"]))),
+        "no_artifacts": _numpy(pc.is_null(artifacts)),
+        "bad_artifact": anywhere(_numpy(pc.is_null(pc.struct_field(flat, "digest"))), owner, len(resources)),
+        "null_tags": anywhere(_numpy(pc.is_null(tag_lists)), owner, len(resources)),
+        "null_tag": anywhere(null_tag, owner, len(resources)),
+    }
 
 
 def _numpy(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
