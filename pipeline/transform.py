@@ -50,9 +50,11 @@ from pipeline.schema import ARTIFACTS, EXECUTIONS, INSTANCES, POLICIES, REJECTS,
 
 log = logging.getLogger(__name__)
 
-# tasks a batch, in each lane; measured at 1.1 M tasks with two lanes of 256 MB: 25k 21.9 s / 828 MiB,
-# 50k 21.7 s / 898 MiB (one lane of 384 MB: 25k 36.7 s / 694 MiB, 100k 33.6 s / 799 MiB)
-DEFAULT_BATCH_TASKS = 25_000
+# tasks a batch, in each lane: each batch pays a fixed cost (about 30 statements, their Arrow scans, the
+# explode's tables), each task in it some memory. Measured at 1.1 M tasks with two lanes (alternating runs):
+# 12.5k 14.5 s / 540 MiB, 25k 12.4 s / 690 MiB, 35k 11.8 s / 770 MiB, 40k 11.5 s / 800 MiB, 50k 11.3 s /
+# 870 MiB
+DEFAULT_BATCH_TASKS = 40_000
 MEMORY_MB = 384  # DuckDB's memory limit when one lane transforms alone
 LANE_MEMORY_MB = 256  # ... and in each of several lanes
 CHUNK_ROWS = 128 * 1024  # rows handed to the writer at a time (a Parquet row group at most)
