@@ -15,7 +15,7 @@ from conftest import SEED_FILE
 from pipeline.landing import Landing
 from pipeline.load import load_lake
 from pipeline.schema import TABLES
-from pipeline.transform import ODD_PAGES_NAMED, describe_invalid_json, parse_time
+from pipeline.transform import ODD_PAGES_NAMED, cast_time, describe_invalid_json, parse_time
 
 IID = "inst-1"
 EXECUTION = {
@@ -421,6 +421,28 @@ def test_invalid_json_is_described(text: str, expected: str) -> None:
 )
 def test_times(text: str | None, expected: datetime | None) -> None:
     assert parse_time(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2021-02-06T08:01:06.04266Z",
+        "2021-02-06T16:01:06.1-08:30",
+        "2021-02-06T08:01:06-00:00",
+        "2021-02-06T08:01:06+23:59",
+        "2021-02-06T24:00:00Z",  # the next midnight, to both
+        "2021-06-30T23:59:60Z",  # a leap second: Python refuses it, DuckDB decides
+        "2021-02-30T00:00:00Z",
+        "2021-02-06T08:61:06Z",
+        "0001-01-01T00:00:00Z",
+        "0001-01-01T00:30:00+01:00",  # before year 1 in UTC
+        "9999-12-31T23:59:59.999999-01:00",  # after year 9999 in UTC
+        " 2021-02-06T08:01:06Z",
+    ],
+)
+def test_python_reads_the_apis_times_exactly_as_duckdb_casts_them(text: str) -> None:
+    """The API's own form is read by Python, every other by DuckDB: both give the same instant, or None."""
+    assert parse_time(text) == cast_time(text)
 
 
 def test_pages_that_are_not_json_or_whose_tasks_are_not_a_list_are_kept_whole(tmp_path: Path) -> None:
