@@ -49,6 +49,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -57,7 +58,7 @@ from pyarrow.fs import FileSelector, FileType
 from pipeline.errors import LandingError
 from pipeline.landing import Landing, fsync_path
 from pipeline.schema import EXECUTIONS, INSTANCES, PARTITION_COLUMNS, POLICIES, TABLES, Table
-from pipeline.storage import LakeStore, open_store
+from pipeline.storage import LakeStore, open_store, remote_memory_pool
 from pipeline.transform import (
     DEFAULT_BATCH_TASKS,
     LANE_MEMORY_MB,
@@ -150,6 +151,8 @@ class _PartitionWriter:
             )
         self.writer.write_table(rows.slice(0, cut), row_group_size=ROW_GROUP_ROWS)
         rest = rows.slice(cut)
+        if rest.num_rows:  # a copy of its own: a slice would hold the whole chunk it came from
+            rest = rest.take(pa.array(np.arange(rest.num_rows)))
         self.pending = [rest] if rest.num_rows else []
         self.pending_rows = rest.num_rows
 
@@ -539,7 +542,10 @@ def open_lake(data_dir: Path, location: str | None = None, *, writer: bool = Fal
                 )
             _migrate_versioned_layout(Path(data_dir))
         location = str(Path(data_dir) / "lake")
-    return Lake(open_store(location))
+    store = open_store(location)
+    if store.remote and writer:
+        remote_memory_pool()
+    return Lake(store)
 
 
 def _migrate_versioned_layout(data_dir: Path) -> None:

@@ -114,7 +114,7 @@ class Mirror:
         wanted = [
             f"{fetch.folder.relative_to(self.local).as_posix()}/{name}"
             for fetch in fetches
-            for _, name, _, _ in fetch.pages
+            for _, name, *_ in fetch.pages
             if not (fetch.folder / name).exists()
         ]
         _each(self._download, wanted)

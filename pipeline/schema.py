@@ -51,15 +51,11 @@ class Table:
 
     @property
     def parquet_options(self) -> dict[str, Any]:
-        """How its files are written (``pyarrow.parquet`` options): zstd; ``task_id``, nearly unique and in
-        order, delta-encoded instead of in a dictionary (measured on the tags: 6% faster to write, 16% smaller);
-        every other column in a dictionary."""
-        names = self.file_schema.names
-        delta = [name for name in names if name == "task_id"]
+        """How its files are written (``pyarrow.parquet`` options): zstd, every column in a dictionary (the
+        encodings every Parquet reader knows: delta-encoding ``task_id`` wrote 6% faster and 16% smaller, but
+        Spark before 3.3 and other older readers cannot read it), statistics as :attr:`statistics` says."""
         return {
             "compression": COMPRESSION,
-            "use_dictionary": [name for name in names if name not in delta],
-            "column_encoding": dict.fromkeys(delta, "DELTA_BINARY_PACKED"),
             "write_statistics": list(self.statistics) if self.statistics is not None else True,
         }
 

@@ -1,7 +1,7 @@
 """Transform: raw task pages into tidy Arrow tables (tasks, artifacts, tags, rejects) and executions.
 
 The heavy lifting runs inside DuckDB (vectorised C++): it reads the compressed pages, unnests the tasks and
-parses both embedded ``src_resource`` / ``dst_resource`` as it reads them (:data:`READ_SQL`), and hands the
+parses both embedded ``src_resource`` / ``dst_resource`` as it reads them (:data:`_READ_SELECT`), and hands the
 batch over as one Arrow table. DuckDB queries that table in place for the tasks and the rejects; the few
 resources that did not parse, or look wrong, are judged in one place (:data:`RESOURCE_ERRORS_SQL`). Arrow
 explodes the good sides' artifact lists, straight from that table, into artifacts and tags. Python only plans
@@ -56,9 +56,13 @@ log = logging.getLogger(__name__)
 # 12.5k 14.5 s / 540 MiB, 25k 12.4 s / 690 MiB, 35k 11.8 s / 770 MiB, 40k 11.5 s / 800 MiB, 50k 11.3 s /
 # 870 MiB
 DEFAULT_BATCH_TASKS = 40_000
+# ... and at most this many bytes of page bodies (as landed, before compression): the batch is held as one
+# Arrow table, outside DuckDB's memory limit, so a landing of very large resources makes smaller batches
+# (the benchmark's pages, about 2 KiB a task, fill 40,000 tasks with 85 MiB)
+DEFAULT_BATCH_BYTES = 256 << 20
 MEMORY_MB = 384  # DuckDB's memory limit when one lane transforms alone
 LANE_MEMORY_MB = 256  # ... and in each of several lanes
-CHUNK_ROWS = 128 * 1024  # rows handed to the writer at a time (a Parquet row group at most)
+CHUNK_ROWS = 128 * 1024  # rows of the tasks table handed to the writer at a time
 
 # Every field of a task, read as text: a value of an unexpected type becomes text instead of an error,
 # and is then cast (and, if it does not cast, recorded) below. A task that is not an object becomes NULL.
@@ -173,7 +177,7 @@ def _pages(max_size: int, lines: bool = False) -> str:
     )
 
 
-READ_SQL = _READ_SELECT.replace("{pages}", _pages(PAGE_LIMIT, lines=True))
+READ_PAGES = _pages(PAGE_LIMIT, lines=True)  # how a batch's pages are read, all in one statement
 EMPTY_READ_SQL = _READ_SELECT.replace("{pages}", "(SELECT NULL::VARCHAR AS filename, NULL::JSON AS json WHERE false)")
 
 # Tasks without an id (or not objects at all), and pages that gave fewer tasks than were landed (``tasks``
@@ -317,6 +321,7 @@ LEFT JOIN {_SIDE_ERRORS.format(side="src")} s USING (rn)
 LEFT JOIN {_SIDE_ERRORS.format(side="dst")} d USING (rn)
 """
 KEPT_ROWS_SQL = "SELECT rn FROM kept_tasks"
+CLEANUP_SQL = "DROP VIEW IF EXISTS kept_tasks; DROP TABLE IF EXISTS kept_rn; DROP TABLE IF EXISTS resource_errors"
 REJECTED_SIDES_SQL = "SELECT rn, side FROM resource_errors"
 LISTS_CHUNK = 16 * 1024  # tasks' sides a chunk: about 115,000 artifacts and 280,000 tags
 
@@ -350,6 +355,9 @@ ORDER BY instance_id, execution_month, execution_id, page_offset, position, fiel
 """
 
 
+Page = tuple[int, str, int, int, int]  # a landed page: offset, file name, rows, pass, bytes of its body (0: unknown)
+
+
 @dataclass(frozen=True)
 class Fetch:
     """The newest complete fetch of one execution's tasks, as found in the raw landing."""
@@ -358,15 +366,19 @@ class Fetch:
     execution_id: int
     run_id: str
     folder: Path
-    pages: tuple[tuple[int, str, int, int], ...]  # (offset, file name, rows, pass)
+    pages: tuple[Page, ...]
     execution: dict[str, Any]
     # Set when this is one part of a fetch too large for a batch (see :func:`batches`): every page of the
     # fetch, across which its duplicated task ids are settled.
-    all_pages: tuple[tuple[int, str, int, int], ...] | None = None
+    all_pages: tuple[Page, ...] | None = None
 
     @property
     def tasks(self) -> int:
         return sum(page[2] for page in self.pages)
+
+    @property
+    def bytes(self) -> int:
+        return sum(page[4] for page in self.pages)
 
     @property
     def first_part(self) -> bool:
@@ -448,7 +460,7 @@ def _times() -> duckdb.DuckDBPyConnection:
 
 
 # The API's own form of a time (RFC 3339, up to microseconds), which Python reads exactly as DuckDB does
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})")
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})", re.ASCII)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -498,49 +510,56 @@ def plan(landing: Landing, only: Iterable[tuple[str, int]] | None = None) -> lis
             run_id=str(manifest["run_id"]),
             folder=Path(manifest["folder"]),
             pages=tuple(
-                (int(p["offset"]), str(p["file"]), int(p["rows"]), int(p.get("pass_no", 0))) for p in manifest["pages"]
+                (int(p["offset"]), str(p["file"]), int(p["rows"]), int(p.get("pass_no", 0)), int(p.get("bytes") or 0))
+                for p in manifest["pages"]
             ),
             execution=dict(manifest.get("execution") or {}),
         )
     return [newest[key] for key in sorted(newest)]
 
 
-def batches(fetches: Iterable[Fetch], batch_tasks: int = DEFAULT_BATCH_TASKS) -> Iterator[list[Fetch]]:
-    """Whole executions, about ``batch_tasks`` tasks a batch; an execution larger than that is cut into parts
-    of whole pages, each a batch alone (its duplicated task ids are settled across all its pages first, see
-    :meth:`Transformer.transform`), so that memory follows the batch size, not the largest execution.
+def batches(
+    fetches: Iterable[Fetch], batch_tasks: int = DEFAULT_BATCH_TASKS, batch_bytes: int = DEFAULT_BATCH_BYTES
+) -> Iterator[list[Fetch]]:
+    """Whole executions, about ``batch_tasks`` tasks and at most about ``batch_bytes`` bytes of pages a batch;
+    an execution larger than that is cut into parts of whole pages, each a batch alone (its duplicated task
+    ids are settled across all its pages first, see :meth:`Transformer.transform`), so that memory follows the
+    batch size, not the largest execution.
 
     Executions are taken in partition order, so a batch spans few partitions; DuckDB works best on large
-    batches (measured: 5,000-task batches take 40% longer than 50,000-task ones).
+    batches (see :data:`DEFAULT_BATCH_TASKS`).
     """
     batch: list[Fetch] = []
-    size = 0
+    tasks = size = 0
     for fetch in sorted(fetches, key=lambda f: (f.instance_id, f.month, f.execution_id)):
-        if fetch.tasks > batch_tasks and len(fetch.pages) > 1:
+        if (fetch.tasks > batch_tasks or fetch.bytes > batch_bytes) and len(fetch.pages) > 1:
             if batch:
                 yield batch
-                batch, size = [], 0
-            yield from ([part] for part in _parts(fetch, batch_tasks))
+                batch, tasks, size = [], 0, 0
+            yield from ([part] for part in _parts(fetch, batch_tasks, batch_bytes))
             continue
-        if batch and size + fetch.tasks > batch_tasks:
+        if batch and (tasks + fetch.tasks > batch_tasks or size + fetch.bytes > batch_bytes):
             yield batch
-            batch, size = [], 0
+            batch, tasks, size = [], 0, 0
         batch.append(fetch)
-        size += fetch.tasks
+        tasks += fetch.tasks
+        size += fetch.bytes
     if batch:
         yield batch
 
 
-def _parts(fetch: Fetch, batch_tasks: int) -> Iterator[Fetch]:
-    """``fetch`` in parts of consecutive whole pages, at most ``batch_tasks`` tasks each (or one page)."""
-    part: list[tuple[int, str, int, int]] = []
-    size = 0
+def _parts(fetch: Fetch, batch_tasks: int, batch_bytes: int) -> Iterator[Fetch]:
+    """``fetch`` in parts of consecutive whole pages, at most ``batch_tasks`` tasks and ``batch_bytes`` bytes
+    each (or one page)."""
+    part: list[Page] = []
+    tasks = size = 0
     for page in fetch.pages:
-        if part and size + page[2] > batch_tasks:
+        if part and (tasks + page[2] > batch_tasks or size + page[4] > batch_bytes):
             yield dataclasses.replace(fetch, pages=tuple(part), all_pages=fetch.pages)
-            part, size = [], 0
+            part, tasks, size = [], 0, 0
         part.append(page)
-        size += page[2]
+        tasks += page[2]
+        size += page[4]
     if part:
         yield dataclasses.replace(fetch, pages=tuple(part), all_pages=fetch.pages)
 
@@ -604,7 +623,13 @@ class _Connection:
         self._db.register(name, table)
 
     def unregister(self, name: str) -> None:
-        self._db.unregister(name)
+        with contextlib.suppress(duckdb.Error):
+            self._db.unregister(name)
+
+    def cleanup(self, query: str) -> None:
+        """Run ``query`` even once told to stop, and never raise: it only drops what a batch left."""
+        with contextlib.suppress(duckdb.Error):
+            self._db.execute(query)
 
     def interrupt(self) -> None:
         self.stopped.set()
@@ -646,7 +671,8 @@ class Transformer:
     def transform(self, fetches: list[Fetch], sink: Sink) -> TransformStats:
         """Transform some whole executions and hand their rows to ``sink`` in chunks, table by table.
 
-        No table of the batch is ever held whole in Python. A batch too large for the memory limit (huge
+        The batch's parsed tasks are held as one Arrow table (so memory follows the batch size); the tables
+        that leave are handed over chunk by chunk. A batch too large for DuckDB's memory limit (huge
         resources) is done again with one thread and eight times the memory, if no row had left yet.
         """
         emitted = [0]
@@ -660,11 +686,11 @@ class Transformer:
         except duckdb.OutOfMemoryException:
             if emitted[0]:
                 raise
-            log.warning(
-                "a batch of %d tasks did not fit in memory: doing it again with more", sum(f.tasks for f in fetches)
-            )
-            with self._roomier(factor=8):
-                return self._transform(fetches, sink)
+        # again outside the handler, so that the failed attempt (its Arrow table) is freed first
+        tasks = sum(f.tasks for f in fetches)
+        log.warning("a batch of %d tasks did not fit in memory: doing it again with more", tasks)
+        with self._roomier(factor=8):
+            return self._transform(fetches, sink)
 
     def _transform(self, fetches: list[Fetch], sink: Sink) -> TransformStats:
         part = fetches[0] if len(fetches) == 1 and fetches[0].all_pages is not None else None
@@ -687,9 +713,8 @@ class Transformer:
             artifacts, tags = self._explode(typed, sorted({f.partition for f in fetches}), sink)
             rejects = _explain(self._fetch(REJECTS, REJECTS_OUT_SQL), python_rejects)
             sink(REJECTS, rejects)
-        finally:
-            self.db.execute("DROP VIEW IF EXISTS kept_tasks; DROP TABLE IF EXISTS kept_rn")
-            self.db.execute("DROP TABLE IF EXISTS resource_errors")
+        finally:  # even when told to stop: what failed is what the lane reports
+            self.db.cleanup(CLEANUP_SQL)
             self.db.unregister("typed_tasks")
         by_field: dict[str, int] = {}
         for name in rejects.column("field").to_pylist():
@@ -718,7 +743,7 @@ class Transformer:
             self.db.execute("INSERT INTO ids " + _ids(pages), {"files": paths})
 
         # a page that is not one line of JSON (or broken) is read alone, as the parts do
-        for path in self._together(functools.partial(insert, _pages(PAGE_LIMIT, lines=True)), files):
+        for path in self._together(functools.partial(insert, READ_PAGES), files):
             self._alone(insert, path)  # failing: its part rejects the page
         self.db.execute(SETTLE_SQL)
         counts = self.db.execute("SELECT count(*), count(DISTINCT task_id) FROM ids").fetchall()[0]
@@ -746,37 +771,37 @@ class Transformer:
         rejected: dict[str, list[int]] = {"src": [], "dst": []}
         for rn, side in self.db.execute(REJECTED_SIDES_SQL).fetchall():
             rejected[side].append(rn)
-        sides = []
+        sources = []
         for side in ("src", "dst"):
-            resource = typed.column(f"{side}_p")
-            artifacts = pc.struct_field(resource, ["metadata", "artifacts"])
-            good = kept & _numpy(pc.fill_null(pc.greater(pc.list_value_length(artifacts), 0), False))
+            good = kept & _numpy(pc.greater(typed.column(f"{side}_artifacts"), 0))
             good[rejected[side]] = False
-            repository = pc.struct_field(resource, ["metadata", "repository", "name"])
-            sides.append((side, good, repository, artifacts))
+            resource = typed.column(f"{side}_p")
+            source = pa.table(
+                {
+                    "execution_id": typed.column("execution_id"),
+                    "task_id": typed.column("task_id"),
+                    "repository": pc.struct_field(resource, ["metadata", "repository", "name"]),
+                    "artifacts": pc.struct_field(resource, ["metadata", "artifacts"]),
+                }
+            )
+            sources.append((side, good, source))
         instances, months = typed.column("instance_id"), typed.column("execution_month")
         artifacts_n = tags_n = 0
         for instance_id, month in keys:
             here = _numpy(pc.equal(instances, instance_id)) & _numpy(pc.equal(months, month))
-            lists = pa.concat_tables(
-                pa.table(
-                    {
-                        "execution_id": typed.column("execution_id"),
-                        "task_id": typed.column("task_id"),
-                        "repository": repository,
-                        "artifacts": artifacts,
-                    }
-                )
-                .filter(pa.array(good & here))
-                .append_column("side", pa.repeat(pa.scalar(side), int(np.count_nonzero(good & here))))
-                for side, good, repository, artifacts in sides
-            )
-            for chunk in lists.to_batches(max_chunksize=LISTS_CHUNK):
-                rows, tagged = _explode_lists(chunk)
-                sink(ARTIFACTS, _file_rows(ARTIFACTS, rows), (instance_id, month))
-                sink(TAGS, _file_rows(TAGS, tagged), (instance_id, month))
-                artifacts_n += rows.num_rows
-                tags_n += tagged.num_rows
+            for side, good, source in sources:
+                wanted = np.flatnonzero(good & here)
+                for start in range(0, len(wanted), LISTS_CHUNK):
+                    # taken, not sliced: each chunk owns its buffers, so rows that wait in a writer for their
+                    # row group hold only theirs
+                    some = wanted[start : start + LISTS_CHUNK]
+                    lists = source.take(pa.array(some)).combine_chunks()
+                    lists = lists.append_column("side", pa.repeat(pa.scalar(side), len(some)))
+                    rows, tagged = _explode_lists(lists.to_batches()[0])
+                    sink(ARTIFACTS, _file_rows(ARTIFACTS, rows), (instance_id, month))
+                    sink(TAGS, _file_rows(TAGS, tagged), (instance_id, month))
+                    artifacts_n += rows.num_rows
+                    tags_n += tagged.num_rows
         return artifacts_n, tags_n
 
     def _fetch(self, table: Table, sql: str) -> pa.Table:
@@ -789,7 +814,7 @@ class Transformer:
         files = []
         for fetch in fetches:
             policy_id = fetch.execution.get("policy_id")
-            for offset, name, count, pass_no in fetch.pages:
+            for offset, name, count, pass_no, _ in fetch.pages:
                 path = str(fetch.folder / name)
                 files.append(path)
                 rows["filename"].append(path)
@@ -821,13 +846,15 @@ class Transformer:
         def read(pages: str, paths: list[str]) -> None:
             parts.append(self.db.sql(_READ_SELECT.replace("{pages}", pages), {"files": paths}).to_arrow_table())
 
-        alone = self._together(functools.partial(read, _pages(PAGE_LIMIT, lines=True)), files)
+        alone = self._together(functools.partial(read, READ_PAGES), files)
         rejects = self._read_alone(fetches, alone, read)
         if not parts:
             parts.append(self.db.sql(EMPTY_READ_SQL).to_arrow_table())
         typed = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
         for side in ("src", "dst"):
-            for name, values in _resource_facts(typed.column(f"{side}_p")).items():
+            chunks = [_resource_facts(chunk) for chunk in typed.column(f"{side}_p").chunks]
+            for name in _FACTS:
+                values = np.concatenate([c[name] for c in chunks]) if chunks else np.zeros(0, _FACTS[name])
                 typed = typed.append_column(f"{side}_{name}", pa.array(values))
         return typed.append_column("rn", pa.array(np.arange(typed.num_rows, dtype=np.int64))), rejects
 
@@ -957,7 +984,7 @@ def _named_file(error: str, files: list[str]) -> str | None:
     return name if name in files else None
 
 
-def _page_text(fetch: Fetch, page: tuple[int, str, int, int]) -> tuple[str, str | None]:
+def _page_text(fetch: Fetch, page: Page) -> tuple[str, str | None]:
     """A landed page's text, or why it does not decompress (a page cut short, or corrupt). A page whose file
     cannot be read at all is a broken landing, not a bad record: that raises :class:`LandingError`."""
     path = fetch.folder / page[1]
@@ -1002,13 +1029,23 @@ def _explode_lists(chunk: pa.RecordBatch) -> tuple[pa.Table, pa.Table]:
     return rows, tagged
 
 
-def _resource_facts(resources: pa.ChunkedArray) -> dict[str, np.ndarray]:
+_FACTS = {
+    "tags": np.int32,
+    "unparsed": np.bool_,
+    "no_name": np.bool_,
+    "no_artifacts": np.bool_,
+    "bad_artifact": np.bool_,
+    "null_tags": np.bool_,
+    "null_tag": np.bool_,
+}
+
+
+def _resource_facts(resources: pa.Array) -> dict[str, np.ndarray]:
     """What the tasks table and the judging of resources (RESOURCE_ERRORS_SQL) need to know of each parsed
     resource, worked out on Arrow's flat arrays of all the artifacts and all the tags of the batch (DuckDB
     would run a lambda over each list): its tag count (a null list counts none); whether it did not parse
     (``unparsed``); and which of its parts the non-strict parse left NULL (missing, or of another type):
     its repository's name, its artifact list, an artifact or its digest, a tag list, a tag."""
-    resources = resources.combine_chunks() if resources.num_chunks != 1 else resources.chunk(0)
     artifacts = pc.struct_field(resources, ["metadata", "artifacts"])
     flat = pc.list_flatten(artifacts)  # the artifacts of every list, in order; a null artifact stays
     owner = pc.list_parent_indices(artifacts).to_numpy()
@@ -1040,7 +1077,7 @@ def _numpy(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 
 def _page_reject(
-    fetch: Fetch, page: tuple[int, str, int, int], field: str, error: str, raw: str | None, position: int | None
+    fetch: Fetch, page: Page, field: str, error: str, raw: str | None, position: int | None
 ) -> dict[str, Any]:
     return {
         "instance_id": fetch.instance_id,

@@ -681,3 +681,63 @@ def test_run_mode_replaces_an_execution_that_moved_partition_and_catches_up_with
     assert summary.executions_loaded == 1  # caught up with the landing, no manual step
     assert [(r["task_id"], r["run_id"]) for r in rows(tmp_path, "tasks", "task_id")] == [(1, third), (2, third)]
     assert [r["tasks_run"] for r in rows(tmp_path, "executions", "execution_id")] == [third]
+
+
+def test_what_arrow_finds_missing_in_a_resource_is_exactly_what_duckdb_finds_suspicious(tmp_path: Path) -> None:
+    """DuckDB decides which resources keep their text for judging (``*_look``); numpy, from the flat arrays,
+    what each lacks (``_resource_facts``). A resource the one flags and the other does not would be judged
+    without its text, or never judged: both must agree on every resource."""
+    import numpy as np
+
+    from pipeline.transform import Transformer, plan
+
+    odd = [
+        resource("a/b", [None]),
+        resource("a/b", [{"type": "IMAGE", "tags": ["1"]}]),
+        resource("a/b", [{"type": "IMAGE", "digest": D1}]),
+        resource("a/b", [{"type": "IMAGE", "digest": D1, "tags": ["1", None]}]),
+        resource("a/b", [{"type": "IMAGE", "digest": None, "tags": []}]),
+        resource("a/b", None),
+        resource("a/b", {"x": 1}),
+        resource(None, ARTS),  # type: ignore[arg-type]
+        {"type": "artifact", "metadata": {"artifacts": ARTS}},
+        {"type": "artifact"},
+        [1, 2],
+    ]
+    tasks = [task(n + 1, side, odd[-1 - n]) for n, side in enumerate(odd)]
+    tasks += [task(100, resource("a/b", ARTS[:1]), resource("c/d", [])), task(101, "", None), task(102, "{oops", "7")]
+    land(tmp_path, [tasks])
+    fetches = plan(Landing(tmp_path))
+    with Transformer(threads=1) as transformer:
+        typed, _ = transformer._read(fetches, transformer._register_files(fetches))
+    for side in ("src", "dst"):
+        look = np.asarray(typed.column(f"{side}_look").to_pylist())
+        lacks = np.zeros(typed.num_rows, dtype=bool)
+        for name in ("unparsed", "no_name", "no_artifacts", "bad_artifact", "null_tags", "null_tag"):
+            lacks |= np.asarray(typed.column(f"{side}_{name}").to_pylist())
+        assert look.tolist() == lacks.tolist(), side
+        assert 0 < look.sum() < len(look)
+
+
+def test_batches_are_bounded_by_their_page_bytes_as_well_as_their_tasks(tmp_path: Path) -> None:
+    """The batch is held as one Arrow table: large resources make smaller batches, and an execution whose
+    pages alone exceed the bound is cut into parts, each a batch alone."""
+    from pipeline.transform import Fetch, batches
+
+    def fetch(execution_id: int, pages: int, page_bytes: int) -> Fetch:
+        return Fetch(
+            instance_id=IID,
+            execution_id=execution_id,
+            run_id="r",
+            folder=tmp_path,
+            pages=tuple((100 * n, f"page-{n}", 100, 0, page_bytes) for n in range(pages)),
+            execution=EXECUTION,
+        )
+
+    small = [fetch(n, 2, 1_000) for n in range(1, 4)]
+    assert [[f.execution_id for f in b] for b in batches(small, 1_000, 10_000)] == [[1, 2, 3]]
+    assert [[f.execution_id for f in b] for b in batches(small, 1_000, 4_000)] == [[1, 2], [3]]
+    large = fetch(9, 5, 3_000)
+    cut = list(batches([large], 1_000, 7_000))
+    assert [[len(f.pages) for f in b] for b in cut] == [[2], [2], [1]]
+    assert all(b[0].all_pages == large.pages for b in cut)
