@@ -67,7 +67,7 @@ def main(data_dir: Path, out: Path) -> int:
     rejects: dict[str, list[Any]] = {k: [] for k in ("instance_id", "execution_id", "task_id", "field", "error", "raw")}
     for fetch in plan(Landing(data_dir)):
         iid, eid = fetch.instance_id, fetch.execution_id
-        for _, name, _, _ in fetch.pages:
+        for _, name, *_ in fetch.pages:
             page = json.loads(decompress_page(name, (fetch.folder / name).read_bytes()))
             for task in page.get("tasks") or []:
                 tid = task.get("id")

@@ -42,7 +42,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2)
     a = ap.parse_args()
     R = a.repeat
-    paths = [f.folder / name for f in plan(Landing(a.data_dir)) for _o, name, _r, _p in f.pages]
+    paths = [f.folder / name for f in plan(Landing(a.data_dir)) for _o, name, *_ in f.pages]
     N = 118_266
 
     def show(name, s):

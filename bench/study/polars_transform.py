@@ -103,7 +103,7 @@ def read_pages(data_dir: Path, threads: int):
     meta, paths = [], []
     for f in fetches:
         pid = f.execution.get("policy_id")
-        for offset, name, _rows, pass_no in f.pages:
+        for offset, name, _rows, pass_no, _bytes in f.pages:
             paths.append(f.folder / name)
             meta.append(
                 (
