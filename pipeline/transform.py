@@ -53,12 +53,13 @@ log = logging.getLogger(__name__)
 
 # tasks a batch, in each lane: each batch pays a fixed cost (about 30 statements, their Arrow scans, the
 # explode's tables), each task in it some memory. Measured at 1.1 M tasks with two lanes (alternating runs):
-# 12.5k 14.5 s / 540 MiB, 25k 12.4 s / 690 MiB, 35k 11.8 s / 770 MiB, 40k 11.5 s / 800 MiB, 50k 11.3 s /
-# 870 MiB
-DEFAULT_BATCH_TASKS = 40_000
+# 12.5k 14.5 s / 540 MiB, 25k 12.4 s / 690 MiB, 35k 11.8 s / 770 MiB; and once the explode's chunks and the
+# rows waiting for a row group held no more than their own buffers: 40k 11.1 s / 700 MiB, 50k 10.9 s /
+# 780 MiB, 60k 10.7 s / 830 MiB
+DEFAULT_BATCH_TASKS = 50_000
 # ... and at most this many bytes of page bodies (as landed, before compression): the batch is held as one
 # Arrow table, outside DuckDB's memory limit, so a landing of very large resources makes smaller batches
-# (the benchmark's pages, about 2 KiB a task, fill 40,000 tasks with 85 MiB)
+# (the benchmark's pages, about 2 KiB a task, fill 50,000 tasks with 105 MiB)
 DEFAULT_BATCH_BYTES = 256 << 20
 MEMORY_MB = 384  # DuckDB's memory limit when one lane transforms alone
 LANE_MEMORY_MB = 256  # ... and in each of several lanes
