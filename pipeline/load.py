@@ -58,7 +58,7 @@ from pyarrow.fs import FileSelector, FileType
 from pipeline.errors import LandingError
 from pipeline.landing import Landing, fsync_path
 from pipeline.schema import EXECUTIONS, INSTANCES, PARTITION_COLUMNS, POLICIES, TABLES, Table
-from pipeline.storage import LakeStore, open_store, remote_memory_pool
+from pipeline.storage import LakeStore, open_store, return_large_frees
 from pipeline.transform import (
     DEFAULT_BATCH_TASKS,
     LANE_MEMORY_MB,
@@ -544,7 +544,7 @@ def open_lake(data_dir: Path, location: str | None = None, *, writer: bool = Fal
         location = str(Path(data_dir) / "lake")
     store = open_store(location)
     if store.remote and writer:
-        remote_memory_pool()
+        return_large_frees()
     return Lake(store)
 
 

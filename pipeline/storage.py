@@ -225,13 +225,13 @@ def open_store(location: str, environ: dict[str, str] | None = None) -> LakeStor
     return LakeStore(url=f"s3://{root}", fs=fs, root=root)
 
 
-def remote_memory_pool() -> None:
+def return_large_frees() -> None:
     """For a load into an S3 lake: glibc hands large blocks (1 MiB and more) back to the system as soon as
     they are freed.
 
     By default glibc raises that threshold as a program frees large blocks, and then keeps them in the arena
     of the thread that used them: with S3's I/O threads a load's peak RSS was 1,273 MiB against 569 MiB for
-    the same load into a local folder (118k tasks), and 640 MiB with this. A local lake keeps the default,
+    the same load into a local folder (118k tasks), and 606 MiB with this. A local lake keeps the default,
     which is 6% faster there (fewer page faults) for 150 MiB more at 1.1 M tasks. Nothing happens off Linux,
     when the C library has no ``mallopt`` (not glibc), or when ``MALLOC_MMAP_THRESHOLD_`` was set."""
     if not sys.platform.startswith("linux") or "MALLOC_MMAP_THRESHOLD_" in os.environ:

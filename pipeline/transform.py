@@ -1073,7 +1073,7 @@ def _resource_facts(resources: pa.Array) -> dict[str, np.ndarray]:
 
 
 def _numpy(mask: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """A boolean Arrow array with no nulls as a numpy array."""
+    """A boolean Arrow array with no nulls as a numpy array (maybe read-only: combine it into a new one)."""
     return np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)
 
 
