@@ -15,7 +15,7 @@ from conftest import SEED_FILE
 from pipeline.landing import Landing
 from pipeline.load import load_lake
 from pipeline.schema import TABLES
-from pipeline.transform import ODD_PAGES_NAMED, cast_time, describe_invalid_json, parse_time
+from pipeline.transform import cast_time, describe_invalid_json, parse_time
 
 IID = "inst-1"
 EXECUTION = {
@@ -145,16 +145,15 @@ def test_an_execution_cut_into_parts_loads_exactly_like_a_whole_one(
     golden: Path, tmp_path: Path, pretty: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     """An execution larger than a batch is loaded a few pages at a time, its duplicated ids settled across all
-    its pages first (task 1 is listed on both pages: the later, higher revision wins, and counts once). A
-    page spread over lines is read alone, both when the ids are settled and in its part; the others not."""
+    its pages first (task 1 is listed on both pages: the later, higher revision wins, and counts once), also
+    when a page is spread over lines."""
     parts = tmp_path / "parts"
     second: Any = json.dumps({"tasks": PAGE_100, "total": 5}, indent=2).encode() if pretty else PAGE_100
     land(parts, [PAGE_0, second])
     caplog.set_level(logging.INFO, logger="pipeline.transform")
     summary = load_lake(parts, version="20261101T000001000Z-bbbbbb", batch_tasks=1, workers=1)
     assert (summary.stats.tasks, summary.stats.duplicates) == (4, 1)
-    alone = [r.getMessage() for r in caplog.records if "pages read alone" in r.getMessage()]
-    assert alone == (["1 of 2 pages read alone", "1 of 1 pages read alone"] if pretty else [])
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
     for table, order in (
         ("tasks", "task_id"),
         ("artifacts", "task_id, side, artifact_idx"),
@@ -457,8 +456,19 @@ def test_pages_that_are_not_json_or_whose_tasks_are_not_a_list_are_kept_whole(tm
         ("page", html.decode(), 200),
     ]
     assert rejects[0]["error"] == "the page's tasks are not a list"
-    assert rejects[1]["error"].startswith("page is not JSON: ")
-    assert 'file "page-000000200.json.zst"' in rejects[1]["error"] and str(tmp_path) not in rejects[1]["error"]
+    assert rejects[1]["error"] == "page is not JSON: Expecting value: line 1 column 1 (char 0)"
+
+
+def test_a_page_that_is_not_utf8_text_is_kept_as_far_as_it_can_be_shown(tmp_path: Path) -> None:
+    good = task(1, resource("a/b", ARTS[:1]), resource("c/b", ARTS[:1]))
+    body = json.dumps({"tasks": [task(2, resource("a/caf@", ARTS[:1]), None)], "total": 2}).encode()
+    latin1 = body.replace(b"caf@", b"caf\xe9")  # "é" in Latin-1: not UTF-8
+    land(tmp_path, [[good], latin1])
+    summary = load_lake(tmp_path, version="20261101T000001000Z-bbbbbb")
+    assert summary.stats.tasks == 1
+    ((reject,),) = [rows(tmp_path, "rejects", "page_offset")]
+    assert (reject["field"], reject["page_offset"], reject["raw"]) == ("page", 100, latin1.decode("utf-8", "replace"))
+    assert reject["error"].startswith("page is not JSON: it is not UTF-8 text (")
 
 
 def test_a_page_spread_over_several_lines_loads_like_one_on_a_single_line(tmp_path: Path) -> None:
@@ -475,26 +485,24 @@ def test_a_page_spread_over_several_lines_loads_like_one_on_a_single_line(tmp_pa
         assert rows(tmp_path / "pretty", table, order) == rows(tmp_path / "one-line", table, order) != []
 
 
-@pytest.mark.parametrize("odd", [2, 5])
-def test_only_the_odd_pages_of_a_batch_are_read_alone(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, odd: int
-) -> None:
-    """One statement reads a batch's pages. A page it cannot take (pretty-printed, not JSON) is named in
-    DuckDB's error: it is read alone and the others together again, so one odd page does not make its batch
-    slow; past ODD_PAGES_NAMED of them, every page is read alone. Rows are the same either way."""
+@pytest.mark.parametrize("odd", [1, 5])
+def test_odd_pages_in_a_batch_change_no_row_of_the_others(tmp_path: Path, odd: int) -> None:
+    """A batch's pages are parsed in one statement. Pages spread over lines, and one that is not JSON (it is
+    rejected whole, with its text), change nothing of the rows the others give."""
     pages = [[task(10 * n + k, resource("a/b", ARTS[:2]), resource("c/b", ARTS[:1])) for k in (1, 2)] for n in range(8)]
     html = b"<html><body>502 Bad Gateway</body></html>"
-    odd_pages: list[Any] = [json.dumps({"tasks": p, "total": 18}, indent=2).encode() for p in pages[: odd - 1]]
+    odd_pages: list[Any] = [json.dumps({"tasks": p, "total": 18}, indent=2).encode() for p in pages[:odd]]
     land(tmp_path / "one-line", [*pages, html])
-    land(tmp_path / "odd", [*odd_pages, *pages[odd - 1 :], html])
-    load_lake(tmp_path / "one-line", version="20261101T000001000Z-bbbbbb")
-    caplog.set_level(logging.INFO, logger="pipeline.transform")
-    load_lake(tmp_path / "odd", version="20261101T000001000Z-bbbbbb")
-    alone = [r.getMessage() for r in caplog.records if "pages read alone" in r.getMessage()]
-    assert alone == ([f"{odd} of 9 pages read alone"] if odd <= ODD_PAGES_NAMED else ["9 of 9 pages read alone"])
+    land(tmp_path / "odd", [*odd_pages, *pages[odd:], html])
+    for case in ("one-line", "odd"):
+        load_lake(tmp_path / case, version="20261101T000001000Z-bbbbbb")
     for table, order in (("tasks", "task_id"), ("tags", "task_id, side, artifact_idx, tag_idx"), ("rejects", "field")):
         assert rows(tmp_path / "odd", table, order) == rows(tmp_path / "one-line", table, order) != []
     assert len(rows(tmp_path / "odd", "tasks", "task_id")) == 16
+    ((field, raw, offset),) = [
+        (r["field"], r["raw"], r["page_offset"]) for r in rows(tmp_path / "odd", "rejects", "field")
+    ]
+    assert (field, raw, offset) == ("page", html.decode(), 800)
 
 
 def land_listing(data_dir: Path, kind: str, run_id: str, records: list[dict[str, Any]], **keys: str) -> None:
@@ -644,7 +652,7 @@ def test_a_scalar_of_another_type_is_read_as_its_text_whatever_else_the_resource
     ]
 
 
-def test_a_page_larger_than_the_reader_buffer_is_read_alone_and_loses_nothing(tmp_path: Path) -> None:
+def test_a_page_of_many_megabytes_loses_nothing(tmp_path: Path) -> None:
     many = [{"type": "IMAGE", "digest": f"sha256:{n:064x}", "tags": [f"t{n}"]} for n in range(2000)]
     big = [task(n, resource("team/huge", many), resource("mirror/huge", many)) for n in range(1, 101)]
     small = [task(101, resource("a/b", ARTS[:1]), resource("c/b", ARTS[:1]))]
@@ -652,7 +660,7 @@ def test_a_page_larger_than_the_reader_buffer_is_read_alone_and_loses_nothing(tm
     from pipeline.landing import Landing as L
 
     (manifest,) = L(tmp_path).manifests("tasks")
-    assert manifest["pages"][0]["bytes"] > 16 << 20  # over the reader's usual buffer
+    assert manifest["pages"][0]["bytes"] > 16 << 20  # over the largest JSON document DuckDB's reader takes
     summary = load_lake(tmp_path, version="20261101T000001000Z-bbbbbb")
     assert summary.stats.tasks == 101
     assert summary.stats.tags == 100 * 2 * 2000 + 2 * 2
