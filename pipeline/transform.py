@@ -2,11 +2,12 @@
 
 The heavy lifting runs inside DuckDB (vectorised C++): it parses the pages (decompressed by zstandard as it
 asks for them, :class:`_PageTexts`), unnests the tasks and parses both embedded ``src_resource`` /
-``dst_resource`` in the same pass (:data:`_READ_SELECT`), and hands the batch over as one Arrow table. DuckDB queries that table in place for the tasks and the rejects; the few
-resources that did not parse, or look wrong, are judged in one place (:data:`RESOURCE_ERRORS_SQL`). Arrow
-explodes the good sides' artifact lists, straight from that table, into artifacts and tags. Python only plans
-the batches, explains the few records that were rejected, and hands Arrow tables to the loader. A load runs
-several :class:`Transformer` side by side, one per lane of whole partitions (:func:`lanes`).
+``dst_resource`` in the same pass (:data:`_READ_SELECT`), and hands the batch over as one Arrow table.
+DuckDB queries that table in place for the tasks and the rejects; the few resources that did not parse, or
+look wrong, are judged in one place (:data:`RESOURCE_ERRORS_SQL`). Arrow explodes the good sides' artifact
+lists, straight from that table, into artifacts and tags. Python only plans the batches, explains the few
+records that were rejected, and hands Arrow tables to the loader. A load runs several :class:`Transformer`
+side by side, one per lane of whole partitions (:func:`lanes`).
 
 Bad input never stops a run and never vanishes. A resource that cannot be read (invalid JSON, trailing
 text after the object, a missing or null resource, an empty string, a part of the wrong structure) gives a
@@ -105,8 +106,8 @@ _SUSPICIOUS = """(
     OR {p}.metadata.artifacts IS NULL
     OR coalesce(list_bool_or(list_transform(
         {p}.metadata.artifacts,
-        lambda a: a IS NULL OR a.digest IS NULL OR a.tags IS NULL
-             OR coalesce(list_bool_or(list_transform(a.tags, lambda x: x IS NULL)), false)
+        -- list_count counts the list's values that are not NULL
+        lambda a: a IS NULL OR a.digest IS NULL OR a.tags IS NULL OR list_count(a.tags) < len(a.tags)
     )), false)
 )"""
 
