@@ -24,6 +24,7 @@ of lanes and by DuckDB's ``memory_limit``, never by the size of the run.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import dataclasses
 import functools
@@ -122,11 +123,13 @@ _SUSPICIOUS = """(
 # tasks: 17.6 s against 13.3 s, and 5 s of system time against 1.6 s, for the pages it faulted in).
 def _page_tasks(structure: str) -> str:
     """The tasks of the batch's pages (``page_texts``, see :class:`_PageTexts`), each with its page's keys
-    and its position: a page that is not JSON gives none (and is explained with the others that gave fewer
-    tasks than were landed). The keys come with each page's text, not from a join: DuckDB cannot know how many
-    rows a stream holds, and would build the join's hash table from the tasks."""
+    and its position. A page DuckDB cannot parse gives one row instead, with no task and position -1 (see
+    ODD_SQL). The keys come with each page's text, not from a join: DuckDB cannot know how many rows a stream
+    holds, and would build the join's hash table from the tasks."""
     return f"""(
-            SELECT * EXCLUDE (json, page), unnest(page.tasks) AS t, unnest(range(len(page.tasks)))::INTEGER AS pos
+            SELECT * EXCLUDE (json, page),
+                unnest(CASE WHEN page IS NULL THEN [NULL] ELSE page.tasks END) AS t,
+                unnest(CASE WHEN page IS NULL THEN [-1] ELSE range(len(page.tasks)) END)::INTEGER AS pos
             FROM (SELECT *, TRY(json_transform(json, '{structure}')) AS page FROM page_texts)
         )"""
 
@@ -182,8 +185,9 @@ FROM (
 )
 """
 
-# Tasks without an id (or not objects at all), and pages that gave fewer tasks than were landed (``tasks``
-# not a list): rare, explained in Python with their raw text
+# Tasks without an id (or not objects at all), pages DuckDB could not parse (position -1, whatever rows they
+# claim), and pages that gave fewer tasks than were landed (``tasks`` not a list): rare, explained in Python
+# with their raw text (Transformer._odd_pages_and_tasks)
 ODD_SQL = """
 SELECT instance_id, execution_id, page_offset, pass_no, pos FROM typed_tasks WHERE id_raw IS NULL
 UNION ALL
@@ -195,6 +199,7 @@ LEFT JOIN (
 ) t USING (instance_id, execution_id, run_id, page_offset, pass_no)
 WHERE coalesce(t.n, 0) < f.rows
 """
+UNPARSED = -1  # the position of the row a page DuckDB cannot parse gives (see _page_tasks)
 
 # ``typed_tasks`` is the batch's Arrow table (each row numbered ``rn``); ``kept_tasks`` its rows that load.
 # Duplicated task ids (a task listed twice while the execution ran) are rare: only then is the
@@ -652,41 +657,52 @@ class _Connection:
 
 class _PageTexts:
     """The text of a batch's pages, for DuckDB to parse: ``reader()`` is registered as ``page_texts``
-    (``filename``, ``json``), a page a record batch. The files are read at once (one that cannot be read at
-    all is a broken landing: :class:`LandingError`); each is decompressed here as DuckDB asks for it
-    (zstandard lets go of the GIL, so lanes decompress side by side) and handed over without a copy.
+    (the page's keys of :data:`_BATCH_FILES`, and ``json``), a page a record batch. Each file is read and
+    decompressed here as DuckDB asks for it (zstandard lets go of the GIL, so lanes decompress side by side)
+    and handed over without a copy.
 
     Measured on the 118,266-task landing, one thread: the read takes 0.92 s this way, against 1.2 s for the
     same pages handed over 40 at a time (DuckDB parses the documents of a vector together, and their parses
     then outgrow the caches) and 1.3 s for DuckDB's own file reader. A page spread over lines, or larger than
     any reader's buffer, needs nothing special. A page that does not decompress, or is not UTF-8 text, is left
-    out and recorded in ``unread`` (path, reason, raw text or None)."""
+    out and recorded in ``unread`` (path, reason, raw text or None). A file that cannot be read at all is a
+    broken landing, not a bad record: it ends the stream, and :meth:`Transformer._page_texts` raises its
+    :class:`LandingError` once the statement is done."""
 
     def __init__(self, pages: pa.RecordBatch) -> None:
         self.pages = pages
-        self.files: list[str] = pages.column("filename").to_pylist()
-        self.compressed = [_page_file(path) for path in self.files]
         self.unread: list[tuple[str, str, str | None]] = []
+        self.failed: LandingError | None = None
 
     def reader(self) -> pa.RecordBatchReader:
-        schema = self.pages.schema.append(pa.field("json", pa.string()))
+        schema = self.pages.schema.append(pa.field("json", pa.large_string()))
         return pa.RecordBatchReader.from_batches(schema, self._batches(schema))
 
     def _batches(self, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-        for i, (path, data) in enumerate(zip(self.files, self.compressed, strict=True)):
+        for i, path in enumerate(self.pages.column("filename").to_pylist()):
+            try:
+                data = _page_file(path)
+            except LandingError as exc:
+                self.failed = exc
+                return
             text, broken = _decompressed(path, data)
+            del data
             if broken is not None:
                 self.unread.append((path, broken, None))
                 continue
-            offsets = pa.py_buffer(np.array([0, len(text)], dtype=np.int32))
-            json = pa.Array.from_buffers(pa.string(), 1, [None, offsets, pa.py_buffer(text)])
+            offsets = pa.py_buffer(np.array([0, len(text)], dtype=np.int64))
+            json = pa.Array.from_buffers(pa.large_string(), 1, [None, offsets, pa.py_buffer(text)])
             try:
                 json.validate(full=True)
-            except pa.ArrowInvalid as exc:
-                self.unread.append((path, f"page is not JSON: it is not UTF-8 text ({exc})", _text(text)))
+            except pa.ArrowInvalid:
+                try:
+                    text.decode("utf-8")
+                    reason = "it is not UTF-8 text"  # Arrow and Python disagree: never seen
+                except UnicodeDecodeError as exc:
+                    reason = f"it is not UTF-8 text ({exc})"
+                self.unread.append((path, f"page is not JSON: {reason}", _text(text)))
                 continue
             yield pa.RecordBatch.from_arrays([*self.pages.slice(i, 1).columns, json], schema=schema)
-        self.compressed = []
 
 
 class Transformer:
@@ -886,6 +902,8 @@ class Transformer:
             yield texts
         finally:
             self.db.unregister("page_texts")
+        if texts.failed is not None:
+            raise texts.failed
 
     def _read(self, fetches: list[Fetch], pages: pa.RecordBatch) -> tuple[pa.Table, list[dict[str, Any]]]:
         """The batch's pages parsed and typed by DuckDB into one Arrow table, its rows numbered ``rn``, in one
@@ -930,20 +948,32 @@ class Transformer:
         pages = {(f.instance_id, f.execution_id, p[0], p[3]): (f, p) for f in fetches for p in f.pages}
         rejects = []
         whole: set[tuple[str, int, int, int]] = set()  # pages already rejected as a whole
-        for instance_id, execution_id, offset, pass_no, position in sorted(odd, key=lambda r: r[4] is not None):
+
+        def order(row: tuple[Any, ...]) -> int:  # pages as a whole first: then their tasks need no look
+            return 0 if row[4] == UNPARSED else 1 if row[4] is None else 2
+
+        for instance_id, execution_id, offset, pass_no, position in sorted(odd, key=order):
             key = (instance_id, execution_id, offset, pass_no)
             if key in whole:
                 continue
             fetch, page = pages[key]
             text, broken = _page_text(fetch, page)
-            if broken is not None:  # DuckDB read less than the whole page, or nothing, without a complaint
+            if broken is not None:  # damaged since it was read (rare)
                 rejects.append(_page_reject(fetch, page, "page", broken, None, None))
                 whole.add(key)
                 continue
+            if position == UNPARSED:
+                reason = self._parse_error(text)
+                if reason is not None:
+                    rejects.append(_page_reject(fetch, page, "page", f"page is not JSON: {reason}", text, None))
+                    whole.add(key)
+                    continue
+                position = None  # JSON, but not an object: its tasks are not a list (below)
             try:
                 body = json.loads(text)
-            except ValueError as exc:
-                rejects.append(_page_reject(fetch, page, "page", f"page is not JSON: {exc}", text, None))
+            except (ValueError, RecursionError) as exc:  # DuckDB parsed it: Python's reader refuses it
+                reason = f"page could not be taken apart: {type(exc).__name__}: {exc}"
+                rejects.append(_page_reject(fetch, page, "page", reason, text, None))
                 whole.add(key)
                 continue
             tasks = body.get("tasks") if isinstance(body, dict) else None
@@ -960,6 +990,14 @@ class Transformer:
                 rejects.append(_page_reject(fetch, page, "task", "task is not an object", raw, position))
         return rejects
 
+    def _parse_error(self, text: str) -> str | None:
+        """Why DuckDB cannot parse ``text`` as JSON (its own words, without the text it quotes), or None."""
+        try:
+            self.db.execute("SELECT json($text)", {"text": text})
+        except duckdb.InvalidInputException as exc:
+            return str(exc).split("  Input: ", 1)[0].removeprefix("Invalid Input Error: ")
+        return None
+
 
 def _page_file(path: str | Path) -> bytes:
     """A landed page's file, as stored. A file that cannot be read at all is a broken landing, not a bad
@@ -971,9 +1009,11 @@ def _page_file(path: str | Path) -> bytes:
 
 
 def _decompressed(path: str | Path, data: bytes) -> tuple[bytes, str | None]:
-    """A page's body, or why it does not decompress (a page cut short, or corrupt)."""
+    """A page's body (without a UTF-8 byte order mark, which no JSON reader wants), or why it does not
+    decompress (a page cut short, or corrupt)."""
     try:
-        return decompress_page(path, data), None
+        body = decompress_page(path, data)
+        return (body[len(codecs.BOM_UTF8) :] if body.startswith(codecs.BOM_UTF8) else body), None
     except ValueError as exc:
         return b"", f"page could not be decompressed: {exc} (its file is kept in the landing as it is)"
 

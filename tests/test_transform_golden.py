@@ -95,9 +95,14 @@ PAGE_100 = [
 
 
 def land(
-    data_dir: Path, pages: list[Any], execution: dict[str, Any] = EXECUTION, run_id: str = "20261101T000000000Z-aaaaaa"
+    data_dir: Path,
+    pages: list[Any],
+    execution: dict[str, Any] = EXECUTION,
+    run_id: str = "20261101T000000000Z-aaaaaa",
+    counts: list[int] | None = None,
 ) -> None:
-    """A landing as extract writes it; a page is a list of tasks, or raw bytes landed as they are."""
+    """A landing as extract writes it; a page is a list of tasks, or raw bytes landed as they are (with the
+    row count ``counts`` gives, else 1)."""
     landing = Landing(data_dir)
     listing = landing.fetch("executions", run_id, instance_id=IID)
     body = json.dumps({"executions": [execution], "total": 1}).encode()
@@ -108,7 +113,7 @@ def land(
     total = sum(len(p) if isinstance(p, list) else 1 for p in pages)
     for n, tasks in enumerate(pages):
         body = tasks if isinstance(tasks, bytes) else json.dumps({"tasks": tasks, "total": total}).encode()
-        rows = len(tasks) if isinstance(tasks, list) else 1
+        rows = counts[n] if counts is not None else len(tasks) if isinstance(tasks, list) else 1
         writer.add(writer.write_page(body=body, offset=100 * n, rows=rows, total=total, **common))
     writer.complete(execution=execution)
 
@@ -456,7 +461,55 @@ def test_pages_that_are_not_json_or_whose_tasks_are_not_a_list_are_kept_whole(tm
         ("page", html.decode(), 200),
     ]
     assert rejects[0]["error"] == "the page's tasks are not a list"
-    assert rejects[1]["error"] == "page is not JSON: Expecting value: line 1 column 1 (char 0)"
+    assert rejects[1]["error"] == "page is not JSON: Malformed JSON at byte 0 of input: unexpected character."
+
+
+@pytest.mark.parametrize("count", [0, 1])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"<html>502</html>",
+        b'{"tasks":[],"tot',
+        b'{"tasks":' + b"[" * 100_000,  # deeper than Python's JSON reader goes
+        b'{"tasks":[{"id":"2","status":"\\ud800"}],"total":2}',  # Python reads it, DuckDB does not
+        b'{"tasks":[],"total":1}\n{"tasks":[],"total":1}',  # two documents
+    ],
+)
+def test_a_page_that_does_not_parse_is_one_page_reject_whatever_rows_it_claims(
+    tmp_path: Path, bad: bytes, count: int
+) -> None:
+    good = task(1, resource("a/b", ARTS[:1]), resource("c/b", ARTS[:1]))
+    land(tmp_path, [[good], bad], counts=[1, count])
+    assert load_lake(tmp_path, version="20261101T000001000Z-bbbbbb").stats.tasks == 1
+    page = [r for r in rows(tmp_path, "rejects", "page_offset") if r["page_offset"] == 100]
+    assert [(r["field"], r["raw"]) for r in page] == [("page", bad.decode())]
+    assert page[0]["error"].startswith("page is not JSON: Malformed JSON at byte ")
+
+
+def test_a_page_with_a_byte_order_mark_loads_like_one_without(tmp_path: Path) -> None:
+    pages = [[task(1, resource("a/b", ARTS[:1]), resource("c/b", ARTS[:1]))]]
+    body = json.dumps({"tasks": pages[0], "total": 1}).encode()
+    land(tmp_path / "plain", pages)
+    land(tmp_path / "bom", [b"\xef\xbb\xbf" + body])
+    for case in ("plain", "bom"):
+        load_lake(tmp_path / case, version="20261101T000001000Z-bbbbbb")
+    for table, order in (("tasks", "task_id"), ("tags", "task_id, side, artifact_idx, tag_idx"), ("rejects", "field")):
+        assert rows(tmp_path / "bom", table, order) == rows(tmp_path / "plain", table, order)
+    assert len(rows(tmp_path / "bom", "tags", "task_id")) == 4
+
+
+@pytest.mark.parametrize("batch_tasks", [1, 100])
+def test_a_page_file_that_cannot_be_read_at_all_stops_the_load(tmp_path: Path, batch_tasks: int) -> None:
+    """A landed file that is gone (or unreadable) is a broken landing, not a bad record: the load stops with
+    LandingError naming it (also while the ids of an execution in parts are settled), the lake untouched."""
+    from pipeline.errors import LandingError
+
+    land(tmp_path, [PAGE_0, PAGE_100])
+    (gone,) = [p for p in tmp_path.rglob("page-000000100.json.zst")]
+    gone.unlink()
+    with pytest.raises(LandingError, match=r"unreadable page .*page-000000100"):
+        load_lake(tmp_path, version="20261101T000001000Z-bbbbbb", batch_tasks=batch_tasks, workers=1)
+    assert not list((tmp_path / "lake" / "tasks").rglob("*.parquet"))
 
 
 def test_a_page_that_is_not_utf8_text_is_kept_as_far_as_it_can_be_shown(tmp_path: Path) -> None:
