@@ -2,8 +2,8 @@
 
 The sandbox runs in its own process with a fixed latency per request and serves task pages from memory after
 a warm-up pass (it stands in for a remote server, so its own CPU should not compete with the extractor for
-this machine's cores); ``swr-etl extract`` runs as a subprocess whose resident memory is sampled every 20 ms.
-Figures are printed, never asserted.
+this machine's cores); ``swr-etl extract`` runs as a subprocess, its peak resident memory as the kernel counted
+it (``wait4``). Figures are printed, never asserted.
 
     python -m bench.extract_bench                 # the README's figures (about a minute and a half)
     python -m bench.extract_bench --scale 2 --latency-ms 20 --skip-sequential   # a quick look

@@ -2,8 +2,8 @@
 
 Raw landings are written straight from sandbox worlds (``bench.make_landing``, the same files extract
 lands) into ``bench/out/`` once and reused. For each size: ``swr-etl rebuild`` and ``bench.baseline`` run as
-subprocesses with their peak resident memory sampled; then a grouped count over the ``tags`` view of the
-warehouse is timed (best of three). Figures are printed, never asserted.
+subprocesses, their peak resident memory as the kernel counted it (``wait4``); then a grouped count over the
+``tags`` view of the warehouse is timed (best of three). Figures are printed, never asserted.
 
     python -m bench.transform_bench                  # ~118,000 and ~1,000,000 tasks (several minutes)
     python -m bench.transform_bench --scales 28      # the small one only
