@@ -661,9 +661,10 @@ class _PageTexts:
     decompressed here as DuckDB asks for it (zstandard lets go of the GIL, so lanes decompress side by side)
     and handed over without a copy.
 
-    Measured on the 118,266-task landing, one thread: the read takes 0.92 s this way, against 1.2 s for the
-    same pages handed over 40 at a time (DuckDB parses the documents of a vector together, and their parses
-    then outgrow the caches) and 1.3 s for DuckDB's own file reader. A page spread over lines, or larger than
+    Measured on the 118,266-task landing, one thread: the read's statement takes 0.92 s this way, against
+    1.13 to 1.21 s with the same pages handed over 40 at a time (DuckDB parses the documents of a vector
+    together, and their parses then outgrow the caches); the whole read 1.21 to 1.26 s, against 1.35 to 1.40 s
+    with DuckDB's own file reader. A page spread over lines, or larger than
     any reader's buffer, needs nothing special. A page that does not decompress, or is not UTF-8 text, is left
     out and recorded in ``unread`` (path, reason, raw text or None). A file that cannot be read at all is a
     broken landing, not a bad record: it ends the stream, and :meth:`Transformer._page_texts` raises its
