@@ -599,19 +599,20 @@ def lanes(fetches: Iterable[Fetch], n: int, batch_tasks: int = DEFAULT_BATCH_TAS
     return [list(batches(group, batch_tasks)) for group in assigned if group]
 
 
-_BATCH_FILES = (
-    ("filename", "VARCHAR"),
-    ("instance_id", "VARCHAR"),
-    ("execution_id", "BIGINT"),
-    ("run_id", "VARCHAR"),
-    ("page_offset", "BIGINT"),
-    ("pass_no", "INTEGER"),
-    ("rows", "BIGINT"),
-    ("execution_month", "VARCHAR"),
-    ("policy_id", "BIGINT"),
+# a batch's pages, a row each: the temporary table ``batch_files``, and the keys each page's text carries
+_BATCH_FILES = pa.schema(
+    [
+        ("filename", pa.string()),
+        ("instance_id", pa.string()),
+        ("execution_id", pa.int64()),
+        ("run_id", pa.string()),
+        ("page_offset", pa.int64()),
+        ("pass_no", pa.int32()),
+        ("rows", pa.int64()),
+        ("execution_month", pa.string()),
+        ("policy_id", pa.int64()),
+    ]
 )
-_ARROW_TYPES = {"VARCHAR": pa.string(), "BIGINT": pa.int64(), "INTEGER": pa.int32()}
-_PAGE_COLUMNS = tuple((name, _ARROW_TYPES[kind]) for name, kind in _BATCH_FILES)
 
 
 class Stopped(Exception):
@@ -876,7 +877,7 @@ class Transformer:
     def _register_files(self, fetches: list[Fetch]) -> pa.RecordBatch:
         """The pages of ``fetches``, a row each (:data:`_BATCH_FILES`): as the temporary table ``batch_files``,
         and returned (for :class:`_PageTexts`)."""
-        rows: dict[str, list[Any]] = {name: [] for name, _ in _BATCH_FILES}
+        rows: dict[str, list[Any]] = {name: [] for name in _BATCH_FILES.names}
         for fetch in fetches:
             policy_id = fetch.execution.get("policy_id")
             for offset, name, count, pass_no, _ in fetch.pages:
@@ -889,13 +890,13 @@ class Transformer:
                 rows["rows"].append(count)
                 rows["execution_month"].append(fetch.month)
                 rows["policy_id"].append(policy_id if isinstance(policy_id, int) else None)
-        # list parameters, unnested side by side (a small table, made where the statements that use it run)
-        self.db.execute(
-            "CREATE OR REPLACE TEMP TABLE batch_files AS SELECT "
-            + ", ".join(f"unnest(${name})::{kind} AS {name}" for name, kind in _BATCH_FILES),
-            rows,
-        )
-        return pa.record_batch({name: pa.array(rows[name], kind) for name, kind in _PAGE_COLUMNS})
+        pages = pa.record_batch(rows, schema=_BATCH_FILES)
+        self.db.register("batch_pages", pages)
+        try:  # a table of its own: a page that cannot be read is deleted from it
+            self.db.execute("CREATE OR REPLACE TEMP TABLE batch_files AS SELECT * FROM batch_pages")
+        finally:
+            self.db.unregister("batch_pages")
+        return pages
 
     @contextmanager
     def _page_texts(self, pages: pa.RecordBatch) -> Iterator[_PageTexts]:
