@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import io
 import json
 import os
 import re
@@ -71,34 +72,50 @@ def compress_page(body: bytes) -> bytes:
 def decompress_page(name: str | Path, data: bytes) -> bytes:
     """A stored page's body: zstd (``.zst``), or gzip (``.gz``, landings written by earlier versions).
 
-    Raises ``ValueError`` when the data is not what its name says, is cut short or corrupt, or claims to be
-    larger than any page (:data:`MAX_PAGE_BYTES`; so a damaged header never asks for a huge allocation).
+    Raises ``ValueError`` when the data is not what its name says, is cut short or corrupt, or holds more than
+    any page can (:data:`MAX_PAGE_BYTES`). That is found out before the memory is taken: from the size a zstd
+    frame states, or by decompressing a little at a time (a few KiB of zeros can expand to gigabytes).
     """
     try:
         if str(name).endswith(".gz"):
-            return gzip.decompress(data)
+            with gzip.GzipFile(fileobj=io.BytesIO(data)) as gz:  # every member, read in bounded steps
+                body = gz.read(MAX_PAGE_BYTES + 1)
+            if len(body) > MAX_PAGE_BYTES:
+                raise ValueError(f"the gzip data holds more than {MAX_PAGE_BYTES} bytes, more than a page can be")
+            return body
         size = zstandard.frame_content_size(data)
         if size > MAX_PAGE_BYTES:
             raise ValueError(f"the zstd frame says {size} bytes, more than a page can be")
         if not hasattr(_zstd, "decompressor"):  # one a thread: making one for each page cost 1% of a rebuild
             _zstd.decompressor = zstandard.ZstdDecompressor()
         unzstd = _zstd.decompressor
-        if size >= 0:  # one frame that records its size (ours always): one call, 5x faster than streaming
+        if size >= 0:  # one frame that states its size (ours always): one call, 5x faster than streaming
             with contextlib.suppress(zstandard.ZstdError):  # not alone: more frames follow (read below)
                 return bytes(unzstd.decompress(data, allow_extra_data=False))
-        parts, rest, total = [], data, 0
-        while rest:  # frame after frame, as DuckDB reads them
-            frame = unzstd.decompressobj()
-            parts.append(frame.decompress(rest))
-            total += len(parts[-1])
-            if not frame.eof:
-                raise ValueError("the zstd data is cut short")
-            if total > MAX_PAGE_BYTES:
-                raise ValueError(f"the zstd data holds more than {MAX_PAGE_BYTES} bytes, more than a page can be")
-            rest = frame.unused_data
-        return b"".join(parts)
+        return _zstd_frames(unzstd, data)
     except (EOFError, gzip.BadGzipFile, zlib.error, zstandard.ZstdError) as exc:
         raise ValueError(str(exc) or type(exc).__name__) from exc
+
+
+_FEED = 256  # bytes of zstd data decompressed a step: a step's output stays under 8 MiB (zstd expands 32,000x)
+
+
+def _zstd_frames(unzstd: zstandard.ZstdDecompressor, data: bytes) -> bytes:
+    """Frame after frame, as DuckDB reads them, a few bytes of input at a time: a frame need not state its size
+    (another tool's streaming writer), so only the output as it comes tells when it is too large."""
+    parts, rest, total = [], data, 0
+    while rest:
+        frame, used = unzstd.decompressobj(), 0
+        while not frame.eof and used < len(rest):
+            parts.append(frame.decompress(rest[used : used + _FEED]))
+            used += _FEED
+            total += len(parts[-1])
+            if total > MAX_PAGE_BYTES:
+                raise ValueError(f"the zstd data holds more than {MAX_PAGE_BYTES} bytes, more than a page can be")
+        if not frame.eof:
+            raise ValueError("the zstd data is cut short")
+        rest = frame.unused_data + rest[used:]
+    return b"".join(parts)
 
 
 def new_run_id(now: datetime | None = None) -> str:

@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import json
 import re
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -147,6 +148,30 @@ def test_pages_of_several_frames_are_read_whole_and_anything_cut_short_or_oversi
         decompress_page("p.json.zst", sized)  # the size the frame claims is checked before any allocation
     with pytest.raises(ValueError, match="more than a page can be"):
         decompress_page("p.json.zst", streamed)
+
+
+def test_a_page_that_expands_beyond_any_page_is_refused_before_its_memory_is_taken(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A few hundred KiB of zstd or gzip can expand to gigabytes: decompression stops once a page is too large,
+    whatever the data states about itself (a streamed zstd frame states no size; gzip never does)."""
+    monkeypatch.setattr("pipeline.landing.MAX_PAGE_BYTES", 1 << 20)
+    zeros = bytes(64 << 20)
+    bombs = {
+        "p.json.zst": zstandard.ZstdCompressor(write_content_size=False).compress(zeros),
+        "p.json.gz": gzip.compress(zeros, compresslevel=1),
+    }
+    del zeros
+    for name, bomb in bombs.items():
+        assert len(bomb) < 1 << 20
+        tracemalloc.start()
+        try:
+            with pytest.raises(ValueError, match="more than a page can be"):
+                decompress_page(name, bomb)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 16 << 20, (name, peak)  # the whole would be 64 MiB
 
 
 def test_a_page_that_does_not_match_its_manifest_is_refused(tmp_path: Path) -> None:
