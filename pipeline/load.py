@@ -60,6 +60,7 @@ from pipeline.landing import Landing, fsync_path
 from pipeline.schema import EXECUTIONS, INSTANCES, PARTITION_COLUMNS, POLICIES, TABLES, Table
 from pipeline.storage import LakeStore, open_store, return_large_frees
 from pipeline.transform import (
+    DEFAULT_BATCH_BYTES,
     DEFAULT_BATCH_TASKS,
     LANE_MEMORY_MB,
     MEMORY_MB,
@@ -709,6 +710,7 @@ def load_lake(
     instances: Iterable[str] = (),
     lake_location: str | None = None,
     batch_tasks: int = DEFAULT_BATCH_TASKS,
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
     prepare: Callable[[list[Fetch]], object] | None = None,
     workers: int | None = None,
 ) -> LoadSummary:
@@ -717,7 +719,8 @@ def load_lake(
     The load owns ``instances`` (the run's scope) or, when none are given, every instance whose policies or
     executions the landing holds: it writes their partitions and nobody else's. ``prepare`` is handed the
     fetches about to be transformed (a remote data directory copies their pages). ``workers``: lanes that
-    transform side by side (default: one per core, see :func:`default_workers`)."""
+    transform side by side (default: one per core, see :func:`default_workers`); ``batch_tasks`` and
+    ``batch_bytes``: how large a lane's batches are (:func:`pipeline.transform.batches`)."""
     from pipeline.lock import lake_instances
 
     started = time.monotonic()
@@ -759,7 +762,7 @@ def load_lake(
                 except OSError as exc:  # not a lake write: said as what it is
                     raise LandingError(f"could not read the landing in {data_dir}: {exc}", path=str(data_dir)) from exc
 
-            work = lanes(fetches, workers or default_workers(), batch_tasks)
+            work = lanes(fetches, workers or default_workers(), batch_tasks, batch_bytes)
             summary.stats, listed = transform_lanes(work, target, small_tables)
             summary.rows = target.commit(listed)
         except OSError as exc:  # a full disk, a file too large, a permission: the lake stays as it was

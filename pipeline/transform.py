@@ -592,7 +592,9 @@ def _parts(fetch: Fetch, batch_tasks: int, batch_bytes: int) -> Iterator[Fetch]:
         yield dataclasses.replace(fetch, pages=tuple(part), all_pages=fetch.pages)
 
 
-def lanes(fetches: Iterable[Fetch], n: int, batch_tasks: int = DEFAULT_BATCH_TASKS) -> list[list[list[Fetch]]]:
+def lanes(
+    fetches: Iterable[Fetch], n: int, batch_tasks: int = DEFAULT_BATCH_TASKS, batch_bytes: int = DEFAULT_BATCH_BYTES
+) -> list[list[list[Fetch]]]:
     """Split the work into ``n`` lanes that run side by side, each a list of batches (see :func:`batches`).
 
     A partition (instance, month) belongs to one lane only, so each partition file has one writer; partitions
@@ -607,7 +609,7 @@ def lanes(fetches: Iterable[Fetch], n: int, batch_tasks: int = DEFAULT_BATCH_TAS
         lane = loads.index(min(loads))
         assigned[lane].extend(group)
         loads[lane] += sum(f.tasks for f in group)
-    return [list(batches(group, batch_tasks)) for group in assigned if group]
+    return [list(batches(group, batch_tasks, batch_bytes)) for group in assigned if group]
 
 
 # a batch's pages, a row each: the temporary table ``batch_files``, and the keys each page's text carries

@@ -18,11 +18,12 @@ import duckdb
 import pytest
 from conftest import ROOT, all_landed_text, run_cli, sandbox_env
 
-from pipeline.landing import decompress_page
+from pipeline.landing import Landing, decompress_page
 from pipeline.load import load_lake
 from pipeline.sandbox import Faults, SandboxConfig, SandboxServer
 from pipeline.sandbox.tasks import REGISTRY_SECRET
 from pipeline.schema import TABLES
+from pipeline.transform import batches, plan
 from pipeline.warehouse import sql_views
 
 
@@ -178,9 +179,14 @@ def test_a_page_cut_short_or_corrupt_is_rejected_whole_and_the_rest_loads(
         manifest = json.loads((file.parent / "_manifest.json").read_bytes())
         assert landed == sum(p["rows"] for p in manifest["pages"]) - rows  # every other page of it loaded
     assert run_cli(["rebuild", "--strict"], env).returncode == 3
-    # in batches of 50 tasks the larger executions are loaded in parts, whose ids are settled page by page
+    # in batches of 50 tasks the larger executions are loaded in parts, whose ids are settled page by page;
+    # and so they are in batches of at most 64 KiB of pages, which cuts executions by their bytes alone
     whole = snapshot(tmp_path)
     load_lake(tmp_path, version="20261129T060000000Z-abcdef", batch_tasks=50, workers=2)
+    assert snapshot(tmp_path) == whole
+    by_bytes = list(batches(plan(Landing(tmp_path)), batch_bytes=64 << 10))
+    assert any(part.all_pages for batch in by_bytes for part in batch)
+    load_lake(tmp_path, version="20261129T060000001Z-abcdef", batch_bytes=64 << 10, workers=2)
     assert snapshot(tmp_path) == whole
 
 

@@ -15,7 +15,7 @@ from conftest import SEED_FILE
 from pipeline.landing import Landing
 from pipeline.load import load_lake
 from pipeline.schema import TABLES
-from pipeline.transform import cast_time, describe_invalid_json, parse_time
+from pipeline.transform import cast_time, describe_invalid_json, lanes, parse_time
 
 IID = "inst-1"
 EXECUTION = {
@@ -145,18 +145,27 @@ def golden(tmp_path: Path) -> Path:
     return tmp_path
 
 
-@pytest.mark.parametrize("pretty", [False, True])
+@pytest.mark.parametrize(("pretty", "bound"), [(False, "tasks"), (True, "tasks"), (False, "bytes")])
 def test_an_execution_cut_into_parts_loads_exactly_like_a_whole_one(
-    golden: Path, tmp_path: Path, pretty: bool, caplog: pytest.LogCaptureFixture
+    golden: Path,
+    tmp_path: Path,
+    pretty: bool,
+    bound: str,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """An execution larger than a batch is loaded a few pages at a time, its duplicated ids settled across all
-    its pages first (task 1 is listed on both pages: the later, higher revision wins, and counts once), also
-    when a page is spread over lines."""
+    """An execution larger than a batch (in tasks, or in the bytes of its pages) is loaded a few pages at a
+    time, its duplicated ids settled across all its pages first (task 1 is listed on both pages: the later,
+    higher revision wins, and counts once), also when a page is spread over lines."""
     parts = tmp_path / "parts"
     second: Any = json.dumps({"tasks": PAGE_100, "total": 5}, indent=2).encode() if pretty else PAGE_100
     land(parts, [PAGE_0, second])
     caplog.set_level(logging.INFO, logger="pipeline.transform")
-    summary = load_lake(parts, version="20261101T000001000Z-bbbbbb", batch_tasks=1, workers=1)
+    bounds = {"batch_tasks": 1} if bound == "tasks" else {"batch_bytes": 1}
+    planned: list[Any] = []
+    monkeypatch.setattr("pipeline.load.lanes", lambda *a: planned.append(lanes(*a)) or planned[-1])
+    summary = load_lake(parts, version="20261101T000001000Z-bbbbbb", workers=1, **bounds)
+    assert [[len(part.pages) for part in batch] for lane in planned[0] for batch in lane] == [[1], [1]]
     assert (summary.stats.tasks, summary.stats.duplicates) == (4, 1)
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
     for table, order in (
