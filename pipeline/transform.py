@@ -268,8 +268,9 @@ SELECT count(*), count(DISTINCT (instance_id, execution_id, task_id)) FROM typed
 # The one place where embedded resources are judged (they were parsed as they were read, see _READ_SELECT):
 # the few that did not parse, or were suspicious, are looked at again in their text, and those that fail get
 # their reason. A side with no row here is good: its parsed resource is used as it is. What the parse left
-# NULL is told by flags Arrow worked out from the parsed resources (see :func:`_resource_facts`), so DuckDB
-# reads back no parsed resource here.
+# NULL is told by flags: ``unparsed`` from the read, ``no_name`` from its repository column, the others worked
+# out by Arrow from the artifact lists (see :func:`_resource_facts`), so DuckDB reads back no parsed resource
+# here.
 _JUDGED_SIDE = """
     SELECT rn, instance_id, execution_id, task_id, run_id, page_offset, pos, execution_month,
            '{side}' AS side, {side}_txt AS txt, {side}_artifacts AS artifacts,
