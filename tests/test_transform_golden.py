@@ -521,6 +521,27 @@ def test_a_page_file_that_cannot_be_read_at_all_stops_the_load(tmp_path: Path, b
     assert not list((tmp_path / "lake" / "tasks").rglob("*.parquet"))
 
 
+def test_a_page_file_that_expands_beyond_any_page_is_one_page_reject(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A few KiB that decompress to more than any page can hold (a zstd frame that states no size, as another
+    tool's streaming writer leaves it) are refused as they expand: one ``page`` reject, the rest loads."""
+    import zstandard
+
+    monkeypatch.setattr("pipeline.landing.MAX_PAGE_BYTES", 64 << 10)
+    land(tmp_path, [PAGE_0, PAGE_100])
+    (page,) = tmp_path.rglob("page-000000100.json.zst")
+    page.write_bytes(zstandard.ZstdCompressor(write_content_size=False).compress(b" " * (1 << 20)))
+    summary = load_lake(tmp_path, version="20261101T000001000Z-bbbbbb")
+    assert summary.stats.tasks == len(PAGE_0)
+    (reject,) = [r for r in rows(tmp_path, "rejects", "page_offset") if r["page_offset"] == 100]
+    assert (reject["field"], reject["raw"]) == ("page", None)
+    assert reject["error"] == (
+        "page could not be decompressed: the zstd data holds more than 65536 bytes, more than a page can be "
+        "(its file is kept in the landing as it is)"
+    )
+
+
 def test_a_page_that_is_not_utf8_text_is_kept_as_far_as_it_can_be_shown(tmp_path: Path) -> None:
     good = task(1, resource("a/b", ARTS[:1]), resource("c/b", ARTS[:1]))
     body = json.dumps({"tasks": [task(2, resource("a/caf@", ARTS[:1]), None)], "total": 2}).encode()
