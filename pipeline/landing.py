@@ -78,23 +78,32 @@ def decompress_page(name: str | Path, data: bytes) -> bytes:
     """
     try:
         if str(name).endswith(".gz"):
-            with gzip.GzipFile(fileobj=io.BytesIO(data)) as gz:  # every member, read in bounded steps
-                body = gz.read(MAX_PAGE_BYTES + 1)
-            if len(body) > MAX_PAGE_BYTES:
-                raise ValueError(f"the gzip data holds more than {MAX_PAGE_BYTES} bytes, more than a page can be")
-            return body
+            return _gzip_members(data)
         size = zstandard.frame_content_size(data)
         if size > MAX_PAGE_BYTES:
             raise ValueError(f"the zstd frame says {size} bytes, more than a page can be")
         if not hasattr(_zstd, "decompressor"):  # one a thread: making one for each page cost 1% of a rebuild
             _zstd.decompressor = zstandard.ZstdDecompressor()
         unzstd = _zstd.decompressor
-        if size >= 0:  # one frame that states its size (ours always): one call, 5x faster than streaming
+        if size > 0:  # one frame that states its size (ours always): one call, 5x faster than streaming
+            # (not for a size of 0: zstandard then returns nothing, whatever frames follow)
             with contextlib.suppress(zstandard.ZstdError):  # not alone: more frames follow (read below)
                 return bytes(unzstd.decompress(data, allow_extra_data=False))
         return _zstd_frames(unzstd, data)
     except (EOFError, gzip.BadGzipFile, zlib.error, zstandard.ZstdError) as exc:
         raise ValueError(str(exc) or type(exc).__name__) from exc
+
+
+def _gzip_members(data: bytes) -> bytes:
+    """Every gzip member of ``data``, a MiB at a time (a read of the whole limit at once would reserve it)."""
+    parts, total = [], 0
+    with gzip.GzipFile(fileobj=io.BytesIO(data)) as gz:
+        while part := gz.read(1 << 20):
+            parts.append(part)
+            total += len(part)
+            if total > MAX_PAGE_BYTES:
+                raise ValueError(f"the gzip data holds more than {MAX_PAGE_BYTES} bytes, more than a page can be")
+    return b"".join(parts)
 
 
 _FEED = 256  # bytes of zstd data decompressed a step: a step's output stays under 8 MiB (zstd expands 32,000x)

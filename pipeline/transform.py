@@ -492,16 +492,21 @@ def _times() -> duckdb.DuckDBPyConnection:
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})", re.ASCII)
 
 
-@functools.lru_cache(maxsize=65536)
 def parse_time(value: Any) -> datetime | None:
-    """An API time (any fraction digits, ``Z`` or an offset) as an aware UTC datetime; None when empty or bad.
+    """An API time (any fraction digits, ``Z`` or an offset) as an aware UTC datetime; None when empty or bad
+    (anything but a string, an object or a list too).
 
     The same cast as the one the transform applies to task times in SQL (``TRY_CAST(... AS TIMESTAMPTZ)``
     in UTC), so a time means the same wherever it appears. The API's own form is read by Python (a DuckDB
     statement for each of a run's few thousand times took a quarter of a second, before the load could
     start); any other form, and any that Python refuses (a leap second, say), by DuckDB (:func:`cast_time`).
     """
-    if isinstance(value, str) and _RFC3339.fullmatch(value):
+    return _parse_text_time(value) if isinstance(value, str) else None
+
+
+@functools.lru_cache(maxsize=65536)
+def _parse_text_time(value: str) -> datetime | None:
+    if _RFC3339.fullmatch(value):
         try:
             return datetime.fromisoformat(value).astimezone(UTC)
         except (ValueError, OverflowError):

@@ -132,6 +132,8 @@ def test_pages_of_several_frames_are_read_whole_and_anything_cut_short_or_oversi
     sized, unsized = zstandard.ZstdCompressor().compress(body), zstandard.ZstdCompressor(write_content_size=False)
     streamed = unsized.compress(body)
     assert decompress_page("p.json.zst", sized + streamed + sized) == body * 3  # as DuckDB reads them
+    empty = zstandard.ZstdCompressor().compress(b"")
+    assert decompress_page("p.json.zst", empty + sized) == body  # a first frame of nothing hides no other
     for bad, reason in [
         (streamed[:-6], "cut short"),
         (sized + b"junk", "Unknown frame descriptor"),
@@ -172,6 +174,17 @@ def test_a_page_that_expands_beyond_any_page_is_refused_before_its_memory_is_tak
         finally:
             tracemalloc.stop()
         assert peak < 16 << 20, (name, peak)  # the whole would be 64 MiB
+    monkeypatch.undo()  # and a small page takes about its own size, not the limit's
+    body = json.dumps({"tasks": [{"id": n} for n in range(100)], "total": 100}).encode()
+    for name, data in {"p.json.zst": zstandard.ZstdCompressor(write_content_size=False).compress(body),
+                       "p.json.gz": gzip.compress(body)}.items():  # fmt: skip
+        tracemalloc.start()
+        try:
+            assert decompress_page(name, data) == body
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 8 << 20, (name, peak)
 
 
 def test_a_page_that_does_not_match_its_manifest_is_refused(tmp_path: Path) -> None:

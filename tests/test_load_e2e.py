@@ -18,12 +18,12 @@ import duckdb
 import pytest
 from conftest import ROOT, all_landed_text, run_cli, sandbox_env
 
-from pipeline.landing import Landing, decompress_page
+from pipeline.landing import decompress_page
 from pipeline.load import load_lake
 from pipeline.sandbox import Faults, SandboxConfig, SandboxServer
 from pipeline.sandbox.tasks import REGISTRY_SECRET
 from pipeline.schema import TABLES
-from pipeline.transform import batches, plan
+from pipeline.transform import lanes
 from pipeline.warehouse import sql_views
 
 
@@ -134,7 +134,7 @@ def test_a_landing_with_gzip_pages_from_earlier_versions_rebuilds_to_the_same_ro
 
 
 def test_a_page_cut_short_or_corrupt_is_rejected_whole_and_the_rest_loads(
-    sandbox: SandboxServer, tmp_path: Path
+    sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A landed page file damaged on disk (cut short, bytes flipped; zstd, or gzip from an earlier version):
     one ``page`` reject naming why, its file left as it is, every other page loaded, exit 0 (3 with --strict)."""
@@ -184,10 +184,11 @@ def test_a_page_cut_short_or_corrupt_is_rejected_whole_and_the_rest_loads(
     whole = snapshot(tmp_path)
     load_lake(tmp_path, version="20261129T060000000Z-abcdef", batch_tasks=50, workers=2)
     assert snapshot(tmp_path) == whole
-    by_bytes = list(batches(plan(Landing(tmp_path)), batch_bytes=64 << 10))
-    assert any(part.all_pages for batch in by_bytes for part in batch)
+    planned: list[Any] = []
+    monkeypatch.setattr("pipeline.load.lanes", lambda *a: planned.append(lanes(*a)) or planned[-1])
     load_lake(tmp_path, version="20261129T060000001Z-abcdef", batch_bytes=64 << 10, workers=2)
     assert snapshot(tmp_path) == whole
+    assert any(part.all_pages and part.bytes <= 64 << 10 for lane in planned[0] for batch in lane for part in batch)
 
 
 def test_an_execution_fetched_again_replaces_its_rows_and_others_stay(tmp_path: Path) -> None:

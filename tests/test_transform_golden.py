@@ -521,6 +521,18 @@ def test_a_page_file_that_cannot_be_read_at_all_stops_the_load(tmp_path: Path, b
     assert not list((tmp_path / "lake" / "tasks").rglob("*.parquet"))
 
 
+def test_an_execution_whose_times_are_objects_or_lists_loads_with_no_time(tmp_path: Path) -> None:
+    """A listing's time of the wrong type (an object, a list, a number) is no time, not a stopped load."""
+    land(tmp_path, [PAGE_0], execution={**EXECUTION, "created_at": {"at": 1}, "updated_at": [1]})
+    summary = load_lake(tmp_path, version="20261101T000001000Z-bbbbbb")
+    assert summary.stats.tasks == len(PAGE_0)
+    ((created, updated, month),) = [
+        (r["created_at"], r["updated_at"], r["execution_month"]) for r in rows(tmp_path, "executions", "execution_id")
+    ]
+    assert (created, updated, month) == (None, None, "unknown")
+    assert {r["execution_month"] for r in rows(tmp_path, "tasks", "task_id")} == {"unknown"}
+
+
 def test_a_page_file_that_expands_beyond_any_page_is_one_page_reject(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
