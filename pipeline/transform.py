@@ -126,11 +126,12 @@ def _page_tasks(structure: str) -> str:
         )"""
 
 
-# An integer sent as a number or as its digits; with spaces around it too, but only the rare such text pays for
-# the trim (per million texts: 0.057 s against 0.086 s, the same values)
+# An integer sent as a number or as its digits; with white space around it too (trim takes off Unicode spaces,
+# the cast ASCII white space such as tabs and newlines), but only the rare such text pays for the trim (per
+# million texts: 0.057 s against 0.086 s)
 _INTEGER = (
     "CASE WHEN regexp_full_match({v}, '-?[0-9]{{1,18}}') THEN CAST({v} AS BIGINT)"
-    " WHEN regexp_full_match(trim({v}), '-?[0-9]{{1,18}}') THEN CAST(trim({v}) AS BIGINT) END"
+    " WHEN regexp_full_match(trim({v}), '\\s*-?[0-9]{{1,18}}\\s*') THEN TRY_CAST(trim({v}) AS BIGINT) END"
 )
 # A time (an empty one is NULL); the cast reads spaces around it itself, so only a text it refuses is trimmed
 # and cast again (Unicode spaces, which only trim takes off): per million times 0.044 s against 0.141 s

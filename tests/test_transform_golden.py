@@ -655,6 +655,21 @@ def test_instances_policies_and_executions_keep_their_history(tmp_path: Path) ->
     ]
 
 
+def test_ids_and_revisions_sent_as_text_with_white_space_around_them_are_read(tmp_path: Path) -> None:
+    """Spaces, tabs, newlines and Unicode spaces around an id's or a revision's digits are no reason to lose the
+    task; a sign other than minus, or digits with space between them, are."""
+    sent = [" 7", "\t8\n", "\u00a09", "\u3000 10 ", "011", "+5", "1 2"]
+    tasks = [
+        task(0, resource("a/b", ARTS[:1]), resource("c/b", ARTS[:1]), StatusRevision=f"\t{n}\r\n") | {"id": text}
+        for n, text in enumerate(sent)
+    ]
+    land(tmp_path, [tasks])
+    load_lake(tmp_path, version="20261101T000001000Z-bbbbbb")
+    got = [(r["task_id"], r["status_revision"]) for r in rows(tmp_path, "tasks", "task_id")]
+    assert got == [(7, 0), (8, 1), (9, 2), (10, 3), (11, 4)]
+    assert sorted(r["raw"] for r in rows(tmp_path, "rejects", "raw") if r["field"] == "id") == ["+5", "1 2"]
+
+
 def test_an_id_that_is_not_a_whole_number_never_stands_in_for_another_task(tmp_path: Path) -> None:
     real = task(2, resource("team/real", ARTS[:1]), resource("mirror/real", ARTS[:1]))
     odd = task(0, resource("team/odd", ARTS[:1]), resource("mirror/odd", ARTS[:1]), StatusRevision=999) | {"id": 1.5}
