@@ -494,8 +494,8 @@ _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d
 
 
 def parse_time(value: Any) -> datetime | None:
-    """An API time (any fraction digits, ``Z`` or an offset) as an aware UTC datetime; None when empty or bad
-    (anything but a string, an object or a list too).
+    """An API time (any fraction digits, ``Z`` or an offset) as an aware UTC datetime; None when empty or bad,
+    and for anything that is not a string (an object, a list, a number).
 
     The same cast as the one the transform applies to task times in SQL (``TRY_CAST(... AS TIMESTAMPTZ)``
     in UTC), so a time means the same wherever it appears. The API's own form is read by Python (a DuckDB
