@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline.landing import FetchWriter, Landing, new_run_id
+from pipeline.landing import FetchWriter, Landing, TaskIds, new_run_id
 from pipeline.sandbox import Faults, World
 
 PROJECT = "sandbox-project"
@@ -44,9 +44,20 @@ def _land_execution(args: tuple[str, str, dict[str, Any], int]) -> int:
     eid = execution["id"]
     writer = Landing(Path(data_dir)).fetch("tasks", new_run_id(), instance_id=iid, execution_id=eid)
     path = f"/v2/{PROJECT}/instances/{iid}/replication/executions/{eid}/tasks"
+    ids = TaskIds()
     for offset in range(0, max(count, 1), 100):
-        _land_page(writer, "tasks", _world.tasks(iid, eid, offset, 100, count), count, offset, path)
-    writer.complete(execution=execution, tasks=count, duplicates=0, total_reported=count, missing=0, passes=1)
+        tasks = _world.tasks(iid, eid, offset, 100, count)
+        ids.add(tasks)
+        _land_page(writer, "tasks", tasks, count, offset, path)
+    writer.complete(
+        execution=execution,
+        tasks=len(ids),
+        duplicates=ids.repeats,
+        task_id_repeats=ids.repeats,
+        total_reported=count,
+        missing=0,
+        passes=1,
+    )
     return count
 
 

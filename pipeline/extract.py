@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from pipeline.client import ApiResponse, SwrClient
 from pipeline.config import Settings
 from pipeline.errors import ApiError, AuthError, BadResponseError, LandingError, SwrEtlError
-from pipeline.landing import FetchWriter, Landing, PageRecord, new_run_id
+from pipeline.landing import FetchWriter, Landing, PageRecord, TaskIds, new_run_id
 from pipeline.paging import MAX_LIMIT, OffsetPaginator, iterate_pages
 
 log = logging.getLogger(__name__)
@@ -117,8 +117,7 @@ class _Job:
     ref: ExecutionRef
     paginator: OffsetPaginator
     writer: FetchWriter
-    seen: set[Any] = field(default_factory=set)
-    duplicates: int = 0
+    ids: TaskIds = field(default_factory=TaskIds)
     in_flight: int = 0
     pass_no: int = 0
     gone: bool = False
@@ -284,8 +283,7 @@ class Extractor:
                 adopted.add(record.offset)
                 job.writer.adopt(folder, record)
                 job.paginator.already(record.offset, len(tasks), record.total or 0)
-                for task in tasks:
-                    job.seen.add(task.get("id") if isinstance(task, dict) else None)
+                job.ids.add(tasks)
                 self.summary.pages_reused += 1
             if job.writer.pages:
                 log.info(
@@ -388,12 +386,7 @@ class Extractor:
             return None
         before = job.paginator.total
         job.paginator.record(offset, len(tasks), total)
-        for task in tasks:
-            task_id = task.get("id") if isinstance(task, dict) else None
-            if task_id in job.seen:
-                job.duplicates += 1
-            else:
-                job.seen.add(task_id)
+        job.ids.add(tasks)
         self.progress.tasks_expected(job.paginator.total - before)
         self.progress.page_landed(len(tasks))
         log.debug(
@@ -413,13 +406,13 @@ class Extractor:
     def _another_pass(self, job: _Job) -> bool:
         """Start another pass over the execution if this one saw fewer distinct tasks than its total."""
         total = job.paginator.total
-        if job.stopped or len(job.seen) >= total or job.pass_no + 1 >= MAX_PASSES:
+        if job.stopped or len(job.ids) >= total or job.pass_no + 1 >= MAX_PASSES:
             return False
         log.warning(
             "execution %d of instance %s: %d of %d tasks seen (the list moved while paging): paging it again",
             job.ref.execution_id,
             job.ref.instance_id,
-            len(job.seen),
+            len(job.ids),
             total,
         )
         job.pass_no += 1
@@ -438,7 +431,7 @@ class Extractor:
             self._errors.append(job.error)
             log.error("execution %d of instance %s failed: %s", ref.execution_id, ref.instance_id, job.error)
             return
-        missing = max(0, job.paginator.total - len(job.seen))
+        missing = max(0, job.paginator.total - len(job.ids))
         if missing:
             log.warning(
                 "execution %d of instance %s: %d of the %d tasks reported were not seen after %d passes; "
@@ -451,22 +444,25 @@ class Extractor:
             )
         job.writer.complete(
             execution=ref.record,
-            tasks=len(job.seen),
-            duplicates=job.duplicates,
+            tasks=len(job.ids),
+            duplicates=job.ids.repeats,
+            # how many tasks repeat an id of an earlier one, read as the transform reads ids: with none, it
+            # need not settle duplicates across the pages of a fetch too large for one batch
+            task_id_repeats=job.ids.repeats,
             total_reported=job.paginator.total,
             missing=missing,
             passes=job.pass_no + 1,
         )
         self.summary.executions_complete += 1
         self.summary.complete.append((ref.instance_id, ref.execution_id))
-        self.summary.tasks += len(job.seen)
-        self.summary.duplicate_tasks += job.duplicates
+        self.summary.tasks += len(job.ids)
+        self.summary.duplicate_tasks += job.ids.repeats
         self.summary.missing_tasks += missing
         log.info(
             "execution %d of instance %s: %d tasks in %d pages",
             ref.execution_id,
             ref.instance_id,
-            len(job.seen),
+            len(job.ids),
             len(job.writer.pages),
         )
 

@@ -37,7 +37,7 @@ import secrets
 import threading
 import zlib
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -125,6 +125,40 @@ def _zstd_frames(unzstd: zstandard.ZstdDecompressor, data: bytes) -> bytes:
             raise ValueError("the zstd data is cut short")
         rest = frame.unused_data + rest[used:]
     return b"".join(parts)
+
+
+def task_id_key(value: Any) -> Any:
+    """A task's id as the transform will read it, or near enough: text is read as the integer it spells (around
+    it any white space), other values compare as they are (``1 == 1.0 == True`` in Python). Two tasks the
+    transform reads as one id always share a key here; a key may join more, which only costs the transform a
+    check of its own."""
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return value
+    return value if isinstance(value, int | float | bool | None) else repr(value)
+
+
+@dataclass
+class TaskIds:
+    """The task ids of one fetch as they are landed: how many repeat an earlier one (``repeats``, recorded in
+    the manifest as ``task_id_repeats``; with none, the transform need not settle duplicates across the fetch's
+    pages), and how many are distinct."""
+
+    keys: set[Any] = field(default_factory=set)
+    repeats: int = 0
+
+    def add(self, tasks: list[Any]) -> None:
+        for task in tasks:
+            key = task_id_key(task.get("id") if isinstance(task, dict) else None)
+            if key in self.keys:
+                self.repeats += 1
+            else:
+                self.keys.add(key)
+
+    def __len__(self) -> int:
+        return len(self.keys)
 
 
 def new_run_id(now: datetime | None = None) -> str:

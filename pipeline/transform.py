@@ -401,6 +401,10 @@ class Fetch:
     # Set when this is one part of a fetch too large for a batch (see :func:`batches`): every page of the
     # fetch, across which its duplicated task ids are settled.
     all_pages: tuple[Page, ...] | None = None
+    # How many of its tasks repeat an earlier task's id, as the extract counted them (the manifest's
+    # ``task_id_repeats``; None from landings written before it was recorded): with none, a fetch in parts
+    # needs no settling across its pages (see Transformer._transform).
+    id_repeats: int | None = None
 
     @property
     def tasks(self) -> int:
@@ -549,6 +553,7 @@ def plan(landing: Landing, only: Iterable[tuple[str, int]] | None = None) -> lis
                 for p in manifest["pages"]
             ),
             execution=dict(manifest.get("execution") or {}),
+            id_repeats=_count(manifest.get("task_id_repeats")),
         )
     return [newest[key] for key in sorted(newest)]
 
@@ -744,6 +749,7 @@ class Transformer:
         self.db.execute("SET TimeZone = 'UTC'")
         self.db.execute("SET preserve_insertion_order = false")
         self._settled: tuple[tuple[tuple[str, int], str], tuple[int, int]] | None = None  # see _settle
+        self._earlier: tuple[tuple[tuple[str, int], str], np.ndarray] | None = None  # see _unrepeated
 
     def interrupt(self) -> None:
         """Stop, from another thread: the statement running now raises, and so does any later one."""
@@ -785,18 +791,22 @@ class Transformer:
 
     def _transform(self, fetches: list[Fetch], sink: Sink) -> TransformStats:
         part = fetches[0] if len(fetches) == 1 and fetches[0].all_pages is not None else None
-        if part is not None:
+        # A fetch in parts is settled across all its pages first, unless its extract saw no id twice: then each
+        # part is de-duplicated alone, and checked against the ids of the parts before it (_unrepeated).
+        settle = part is not None and part.id_repeats != 0
+        if part is not None and settle:
             listed, distinct = self._settle(part)
         typed, python_rejects = self._read(fetches, self._register_files(fetches))
         self.db.register("typed_tasks", typed)
         try:
             python_rejects += self._odd_pages_and_tasks(fetches)
-            if part is None:
+            if not settle:
                 listed, distinct = self.db.execute(COUNT_SQL).fetchall()[0]
                 self.db.execute(DEDUPE_SQL if listed != distinct else NO_DEDUPE_SQL)
+                earlier = self._unrepeated(part) if part is not None else None
             else:  # settled across the whole fetch: its duplicates are counted once, with its first part
                 self.db.execute(PART_KEPT_SQL)
-                if not part.first_part:
+                if part is not None and not part.first_part:
                     listed = distinct = 0
             self.db.execute(RESOURCE_ERRORS_SQL)
             tasks = self._stream(TASKS, TASKS_OUT_SQL, sink)
@@ -806,6 +816,8 @@ class Transformer:
         finally:  # even when told to stop: what failed is what the lane reports
             self.db.cleanup(CLEANUP_SQL)
             self.db.unregister("typed_tasks")
+        if not settle and part is not None:
+            self._earlier = earlier  # only once the part is done: a retry (out of memory) checks it again
         by_field: dict[str, int] = {}
         for name in rejects.column("field").to_pylist():
             by_field[name] = by_field.get(name, 0) + 1
@@ -816,6 +828,26 @@ class Transformer:
             tags=tags,
             rejects=by_field,
         )
+
+    def _unrepeated(self, part: Fetch) -> tuple[tuple[tuple[str, int], str], np.ndarray]:
+        """Check that no task id of ``part`` (whose extract saw no id twice) was loaded by a part of its fetch
+        before it: the ids loaded so far, with this part's. The parts of a fetch follow one another in one lane.
+        A repeat means the landing changed after its manifest was written: the load stops (LandingError) rather
+        than write one task twice."""
+        key = (part.key, part.run_id)
+        ids = self.db.execute("SELECT task_id FROM kept_tasks").fetchnumpy()["task_id"].astype(np.int64)
+        before = self._earlier[1] if self._earlier is not None and self._earlier[0] == key else None
+        if before is None or part.first_part:
+            before = np.zeros(0, dtype=np.int64)
+        repeated = ids[np.isin(ids, before)]
+        if len(repeated):
+            raise LandingError(
+                f"execution {part.execution_id} of instance {part.instance_id}: its manifest says no task id "
+                f"repeats, but task {int(repeated[0])} is listed on pages of two of its parts (was the landing "
+                "changed after it was written?)",
+                path=str(part.folder),
+            )
+        return key, np.concatenate([before, ids])
 
     def _settle(self, part: Fetch) -> tuple[int, int]:
         """Settle the duplicated task ids of the fetch ``part`` belongs to, across all its pages: the rows that
@@ -1279,6 +1311,10 @@ def load_executions(landing: Landing, fetched: dict[tuple[str, int], tuple[str, 
             }
         )
     return _table(EXECUTIONS, rows)
+
+
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _int(value: Any) -> int | None:

@@ -88,6 +88,7 @@ def test_manifests_hold_what_is_needed_to_replay_each_page(sandbox: SandboxServe
     assert {m["execution_id"] for m in manifests} == {first, second}
     for manifest in manifests:
         assert manifest["execution"]["id"] == manifest["execution_id"]
+        assert manifest["task_id_repeats"] == 0  # a finished execution's list does not move: no id twice
         for page in manifest["pages"]:
             assert page["params"] == {"offset": page["offset"], "limit": 100}
             assert page["status"] == 200
@@ -273,6 +274,7 @@ def test_an_unstable_task_order_is_paged_again_and_what_is_still_missing_is_repo
         unique = len({row["id"] for row in rows})
         manifest = manifests[key]
         assert manifest["tasks"] == unique
+        assert manifest["task_id_repeats"] == len(rows) - unique  # what the transform must settle
         assert manifest["missing"] == expected[key] - unique  # what the passes could not see is said, exactly
         assert (manifest["passes"] > 1) == any(".p1." in page["file"] for page in manifest["pages"])
     assert any(m["passes"] > 1 for m in manifests.values())
@@ -482,6 +484,7 @@ def test_an_extract_killed_midway_is_finished_without_fetching_again_what_it_lan
     )
     names = {page["file"] for page in json.loads(manifest.read_bytes())["pages"]}
     assert gz.name in names and any(name.endswith(".json.zst") for name in names)  # both codecs, one fetch
+    assert json.loads(manifest.read_bytes())["task_id_repeats"] == len(rows) - big["tasks"]  # a resumed fetch too
 
 
 def test_a_static_token_refused_in_the_middle_of_a_run_is_a_clear_error(tmp_path: Path) -> None:

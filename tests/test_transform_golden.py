@@ -100,9 +100,11 @@ def land(
     execution: dict[str, Any] = EXECUTION,
     run_id: str = "20261101T000000000Z-aaaaaa",
     counts: list[int] | None = None,
+    repeats: int | None = None,
 ) -> None:
     """A landing as extract writes it; a page is a list of tasks, or raw bytes landed as they are (with the
-    row count ``counts`` gives, else 1)."""
+    row count ``counts`` gives, else 1). ``repeats``: the manifest's ``task_id_repeats`` (none: as an earlier
+    version of extract wrote it)."""
     landing = Landing(data_dir)
     listing = landing.fetch("executions", run_id, instance_id=IID)
     body = json.dumps({"executions": [execution], "total": 1}).encode()
@@ -115,7 +117,7 @@ def land(
         body = tasks if isinstance(tasks, bytes) else json.dumps({"tasks": tasks, "total": total}).encode()
         rows = counts[n] if counts is not None else len(tasks) if isinstance(tasks, list) else 1
         writer.add(writer.write_page(body=body, offset=100 * n, rows=rows, total=total, **common))
-    writer.complete(execution=execution)
+    writer.complete(execution=execution, **({} if repeats is None else {"task_id_repeats": repeats}))
 
 
 def rows(data_dir: Path, table: str, order: str) -> list[dict[str, Any]]:
@@ -175,6 +177,33 @@ def test_an_execution_cut_into_parts_loads_exactly_like_a_whole_one(
         ("rejects", "page_offset, position, field"),
     ):
         assert rows(parts, table, order) == rows(golden, table, order), table
+
+
+def test_a_fetch_in_parts_whose_extract_saw_no_id_twice_is_not_settled_and_loads_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``task_id_repeats`` 0 in its manifest, a fetch too large for a batch is loaded part by part without
+    reading its pages for their ids first (the settling), into the same rows; a manifest that says so wrongly
+    (task 1 is listed on both pages) stops the load instead of loading a task twice."""
+    from pipeline.errors import LandingError
+    from pipeline.transform import Transformer
+
+    settled: list[Any] = []
+    real = Transformer._settle
+    monkeypatch.setattr(Transformer, "_settle", lambda self, part: settled.append(part) or real(self, part))
+    second = [t for t in PAGE_100 if t.get("id") != 1]
+    for name, repeats, parts_settled in (("settled", None, 2), ("trusted", 0, 0)):
+        land(tmp_path / name, [PAGE_0, second], repeats=repeats)
+        before = len(settled)
+        summary = load_lake(tmp_path / name, version="20261101T000001000Z-bbbbbb", batch_tasks=1, workers=1)
+        assert (summary.stats.tasks, summary.stats.duplicates) == (4, 0)
+        assert len(settled) - before == parts_settled
+    for table, order in (("tasks", "task_id"), ("tags", "task_id, side, artifact_idx, tag_idx"), ("rejects", "field")):
+        assert rows(tmp_path / "trusted", table, order) == rows(tmp_path / "settled", table, order), table
+    land(tmp_path / "wrong", [PAGE_0, PAGE_100], repeats=0)
+    with pytest.raises(LandingError, match="says no task id repeats, but task 1 is listed on pages of two"):
+        load_lake(tmp_path / "wrong", version="20261101T000001000Z-bbbbbb", batch_tasks=1, workers=1)
+    assert not list((tmp_path / "wrong" / "lake" / "tasks").rglob("*.parquet"))
 
 
 def test_golden_tasks(golden: Path) -> None:
