@@ -351,7 +351,20 @@ LEFT JOIN {_SIDE_ERRORS.format(side="src")} s USING (rn)
 LEFT JOIN {_SIDE_ERRORS.format(side="dst")} d USING (rn)
 """
 KEPT_ROWS_SQL = "SELECT rn FROM kept_tasks"
-CLEANUP_SQL = "DROP VIEW IF EXISTS kept_tasks; DROP TABLE IF EXISTS kept_rn; DROP TABLE IF EXISTS resource_errors"
+CLEANUP_SQL = (
+    "DROP VIEW IF EXISTS kept_tasks; DROP TABLE IF EXISTS kept_rn; DROP TABLE IF EXISTS resource_errors; "
+    "DROP TABLE IF EXISTS unrepeated_rn"
+)
+# A part of a fetch whose extract saw no id twice, less the tasks whose id an earlier part loaded (``repeated``,
+# see Transformer._unrepeated): the first loaded stays, the later ones are rejected
+REPEATED_SQL = """
+SELECT instance_id, execution_id, task_id, id_raw, run_id, page_offset, pos, execution_month
+FROM kept_tasks SEMI JOIN repeated USING (task_id)
+"""
+UNREPEATED_SQL = """
+CREATE OR REPLACE TEMP TABLE unrepeated_rn AS SELECT rn FROM kept_tasks ANTI JOIN repeated USING (task_id);
+CREATE OR REPLACE TEMP VIEW kept_tasks AS SELECT * FROM typed_tasks SEMI JOIN unrepeated_rn USING (rn);
+"""
 REJECTED_SIDES_SQL = "SELECT rn, side FROM resource_errors"
 LISTS_CHUNK = 16 * 1024  # tasks' sides a chunk: about 115,000 artifacts and 280,000 tags
 
@@ -798,12 +811,16 @@ class Transformer:
             listed, distinct = self._settle(part)
         typed, python_rejects = self._read(fetches, self._register_files(fetches))
         self.db.register("typed_tasks", typed)
+        repeated = 0
         try:
             python_rejects += self._odd_pages_and_tasks(fetches)
             if not settle:
                 listed, distinct = self.db.execute(COUNT_SQL).fetchall()[0]
                 self.db.execute(DEDUPE_SQL if listed != distinct else NO_DEDUPE_SQL)
-                earlier = self._unrepeated(part) if part is not None else None
+                if part is not None:
+                    earlier, again = self._unrepeated(part)
+                    python_rejects += again
+                    repeated = len(again)
             else:  # settled across the whole fetch: its duplicates are counted once, with its first part
                 self.db.execute(PART_KEPT_SQL)
                 if part is not None and not part.first_part:
@@ -823,31 +840,56 @@ class Transformer:
             by_field[name] = by_field.get(name, 0) + 1
         return TransformStats(
             tasks=tasks,
-            duplicates=int(listed) - int(distinct),
+            duplicates=int(listed) - int(distinct) + repeated,
             artifacts=artifacts,
             tags=tags,
             rejects=by_field,
         )
 
-    def _unrepeated(self, part: Fetch) -> tuple[tuple[tuple[str, int], str], np.ndarray]:
-        """Check that no task id of ``part`` (whose extract saw no id twice) was loaded by a part of its fetch
-        before it: the ids loaded so far, with this part's. The parts of a fetch follow one another in one lane.
-        A repeat means the landing changed after its manifest was written: the load stops (LandingError) rather
-        than write one task twice."""
+    def _unrepeated(self, part: Fetch) -> tuple[tuple[tuple[tuple[str, int], str], np.ndarray], list[dict[str, Any]]]:
+        """Keep out of ``kept_tasks`` the tasks of ``part`` (whose extract saw no id twice) whose id a part of
+        its fetch before it loaded: returns the ids loaded so far (with this part's), and a reject for each task
+        kept out. The parts of a fetch follow one another in one lane. A repeat is not expected: the landing was
+        changed after its manifest was written, or a task object holds its id twice (Python's reader, which the
+        extract counts with, takes the last, DuckDB the first). The task loaded first stays, whatever its
+        revision: the later one is rejected, not loaded twice."""
         key = (part.key, part.run_id)
         ids = self.db.execute("SELECT task_id FROM kept_tasks").fetchnumpy()["task_id"].astype(np.int64)
         before = self._earlier[1] if self._earlier is not None and self._earlier[0] == key else None
         if before is None or part.first_part:
             before = np.zeros(0, dtype=np.int64)
-        repeated = ids[np.isin(ids, before)]
-        if len(repeated):
-            raise LandingError(
-                f"execution {part.execution_id} of instance {part.instance_id}: its manifest says no task id "
-                f"repeats, but task {int(repeated[0])} is listed on pages of two of its parts (was the landing "
-                "changed after it was written?)",
-                path=str(part.folder),
-            )
-        return key, np.concatenate([before, ids])
+        again = np.isin(ids, before)
+        if not again.any():
+            return (key, np.concatenate([before, ids])), []
+        self.db.register("repeated", pa.table({"task_id": ids[again]}))
+        try:
+            found = self.db.execute(REPEATED_SQL).fetchall()
+            self.db.execute(UNREPEATED_SQL)
+        finally:
+            self.db.unregister("repeated")
+        log.warning(
+            "execution %d of instance %s: %d tasks repeat the id of a task loaded from an earlier part of it, "
+            "though its manifest says no id repeats: they are rejected, not loaded twice",
+            part.execution_id,
+            part.instance_id,
+            len(found),
+        )
+        rejects = [
+            {
+                "instance_id": instance_id,
+                "execution_id": execution_id,
+                "task_id": task_id,
+                "field": "id",
+                "error": "task id repeats a task loaded from an earlier part of the execution: not loaded again",
+                "raw": id_raw,
+                "run_id": run_id,
+                "page_offset": page_offset,
+                "position": pos,
+                "execution_month": month,
+            }
+            for instance_id, execution_id, task_id, id_raw, run_id, page_offset, pos, month in found
+        ]
+        return (key, np.concatenate([before, ids[~again]])), rejects
 
     def _settle(self, part: Fetch) -> tuple[int, int]:
         """Settle the duplicated task ids of the fetch ``part`` belongs to, across all its pages: the rows that

@@ -183,9 +183,9 @@ def test_a_fetch_in_parts_whose_extract_saw_no_id_twice_is_not_settled_and_loads
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With ``task_id_repeats`` 0 in its manifest, a fetch too large for a batch is loaded part by part without
-    reading its pages for their ids first (the settling), into the same rows; a manifest that says so wrongly
-    (task 1 is listed on both pages) stops the load instead of loading a task twice."""
-    from pipeline.errors import LandingError
+    reading its pages for their ids first (the settling), into the same rows. A manifest that says so wrongly
+    (task 1 is listed on both pages) loses nothing and loads no task twice: the task loaded first stays (here,
+    not the one of the highest revision), the later one is rejected."""
     from pipeline.transform import Transformer
 
     settled: list[Any] = []
@@ -201,9 +201,19 @@ def test_a_fetch_in_parts_whose_extract_saw_no_id_twice_is_not_settled_and_loads
     for table, order in (("tasks", "task_id"), ("tags", "task_id, side, artifact_idx, tag_idx"), ("rejects", "field")):
         assert rows(tmp_path / "trusted", table, order) == rows(tmp_path / "settled", table, order), table
     land(tmp_path / "wrong", [PAGE_0, PAGE_100], repeats=0)
-    with pytest.raises(LandingError, match="says no task id repeats, but task 1 is listed on pages of two"):
-        load_lake(tmp_path / "wrong", version="20261101T000001000Z-bbbbbb", batch_tasks=1, workers=1)
-    assert not list((tmp_path / "wrong" / "lake" / "tasks").rglob("*.parquet"))
+    summary = load_lake(tmp_path / "wrong", version="20261101T000001000Z-bbbbbb", batch_tasks=1, workers=1)
+    assert (summary.stats.tasks, summary.stats.duplicates) == (4, 1)
+    got = rows(tmp_path / "wrong", "tasks", "task_id")
+    assert [r["task_id"] for r in got] == [1, 2, 3, 4]
+    assert got[0]["status_revision"] == 101  # page 0's task 1, loaded with the first part
+    tags = [
+        (r["task_id"], r["side"], r["artifact_idx"], r["tag_idx"]) for r in rows(tmp_path / "wrong", "tags", "task_id")
+    ]
+    assert len(tags) == len(set(tags)) > 0  # and its artifacts and tags once
+    (reject,) = [r for r in rows(tmp_path / "wrong", "rejects", "page_offset") if r["field"] == "id" and r["task_id"]]
+    assert (reject["task_id"], reject["page_offset"], reject["position"], reject["raw"]) == (1, 100, 1, "1")
+    assert reject["error"] == "task id repeats a task loaded from an earlier part of the execution: not loaded again"
+    assert len(settled) == 2
 
 
 def test_golden_tasks(golden: Path) -> None:
