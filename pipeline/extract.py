@@ -446,8 +446,8 @@ class Extractor:
             execution=ref.record,
             tasks=len(job.ids),
             duplicates=job.ids.repeats,
-            # how many tasks repeat an id of an earlier one, read as the transform reads ids: with none, it
-            # need not settle duplicates across the pages of a fetch too large for one batch
+            # how many tasks repeat an id of an earlier one, read as the transform reads ids (see task_id_key):
+            # with none, it need not settle duplicates across the pages of a fetch too large for one batch
             task_id_repeats=job.ids.repeats,
             total_reported=job.paginator.total,
             missing=missing,

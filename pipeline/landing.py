@@ -129,9 +129,10 @@ def _zstd_frames(unzstd: zstandard.ZstdDecompressor, data: bytes) -> bytes:
 
 def task_id_key(value: Any) -> Any:
     """A task's id as the transform will read it, or near enough: text is read as the integer it spells (around
-    it any white space), other values compare as they are (``1 == 1.0 == True`` in Python). Two tasks the
-    transform reads as one id always share a key here; a key may join more, which only costs the transform a
-    check of its own."""
+    it any white space), other values compare as they are (``1 == 1.0 == True`` in Python). Two ids the
+    transform reads as one integer always share a key here (a key may join more, which only costs the
+    transform a settling of its own), given the same JSON value: a task object that holds ``id`` twice is
+    read as its last by Python and its first by DuckDB (see ``Transformer._unrepeated``)."""
     if isinstance(value, str):
         try:
             return int(value)

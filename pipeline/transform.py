@@ -16,7 +16,8 @@ still loads. A scalar of another type than expected (a tag or a digest sent as a
 text. A task with no usable id cannot be a ``tasks`` row (it has no key): it goes to ``rejects`` whole. A
 missing ``operation`` or ``status``, and a time or revision that does not parse, are recorded too (the row
 still loads, with a null). Duplicated task ids within a fetch keep the row with the highest
-``StatusRevision``.
+``StatusRevision`` (then the later pass, page and position); a fetch whose pages hold a task object with its
+``id`` twice is the one exception (see :meth:`Transformer._unrepeated`).
 
 Memory is bounded by the batch size (whole executions, about ``batch_tasks`` tasks at a time), by the number
 of lanes and by DuckDB's ``memory_limit``, never by the size of the run.
@@ -412,7 +413,7 @@ class Fetch:
     pages: tuple[Page, ...]
     execution: dict[str, Any]
     # Set when this is one part of a fetch too large for a batch (see :func:`batches`): every page of the
-    # fetch, across which its duplicated task ids are settled.
+    # fetch, across which its duplicated task ids are settled (unless ``id_repeats`` is 0).
     all_pages: tuple[Page, ...] | None = None
     # How many of its tasks repeat an earlier task's id, as the extract counted them (the manifest's
     # ``task_id_repeats``; None from landings written before it was recorded): with none, a fetch in parts
@@ -576,7 +577,7 @@ def batches(
 ) -> Iterator[list[Fetch]]:
     """Whole executions, about ``batch_tasks`` tasks and at most about ``batch_bytes`` bytes of pages a batch;
     an execution larger than that is cut into parts of whole pages, each a batch alone (its duplicated task
-    ids are settled across all its pages first, see :meth:`Transformer.transform`), so that memory follows the
+    ids are settled across all its pages first, see :meth:`Transformer._transform`), so that memory follows the
     batch size, not the largest execution.
 
     Executions are taken in partition order, so a batch spans few partitions; DuckDB works best on large
@@ -849,15 +850,21 @@ class Transformer:
     def _unrepeated(self, part: Fetch) -> tuple[tuple[tuple[tuple[str, int], str], np.ndarray], list[dict[str, Any]]]:
         """Keep out of ``kept_tasks`` the tasks of ``part`` (whose extract saw no id twice) whose id a part of
         its fetch before it loaded: returns the ids loaded so far (with this part's), and a reject for each task
-        kept out. The parts of a fetch follow one another in one lane. A repeat is not expected: the landing was
-        changed after its manifest was written, or a task object holds its id twice (Python's reader, which the
-        extract counts with, takes the last, DuckDB the first). The task loaded first stays, whatever its
-        revision: the later one is rejected, not loaded twice."""
+        kept out. The parts of a fetch follow one another in one lane (:func:`batches`).
+
+        A repeat is not expected: the landing was changed after its manifest was written, or the JSON holds a
+        name twice (a task's ``id``, a page's ``tasks``), which Python's reader, that the extract counts with,
+        reads as the last value and DuckDB as the first. Then the task loaded first stays, whatever its
+        revision, and the later one is rejected, not loaded twice; which one is first depends on where the
+        execution was cut into parts. Everywhere else the highest revision wins, as when settled."""
         key = (part.key, part.run_id)
         ids = self.db.execute("SELECT task_id FROM kept_tasks").fetchnumpy()["task_id"].astype(np.int64)
-        before = self._earlier[1] if self._earlier is not None and self._earlier[0] == key else None
-        if before is None or part.first_part:
+        if part.first_part:
             before = np.zeros(0, dtype=np.int64)
+        elif self._earlier is not None and self._earlier[0] == key:
+            before = self._earlier[1]
+        else:  # the parts before it went elsewhere: nothing to check against (batches() never does this)
+            raise RuntimeError(f"a part of execution {part.execution_id} came without the parts before it")
         again = np.isin(ids, before)
         if not again.any():
             return (key, np.concatenate([before, ids])), []

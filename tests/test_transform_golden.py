@@ -200,7 +200,8 @@ def test_a_fetch_in_parts_whose_extract_saw_no_id_twice_is_not_settled_and_loads
         assert len(settled) - before == parts_settled
     for table, order in (("tasks", "task_id"), ("tags", "task_id, side, artifact_idx, tag_idx"), ("rejects", "field")):
         assert rows(tmp_path / "trusted", table, order) == rows(tmp_path / "settled", table, order), table
-    land(tmp_path / "wrong", [PAGE_0, PAGE_100], repeats=0)
+    # three parts: the third repeats a task of the first, not of the part just before it
+    land(tmp_path / "wrong", [PAGE_0, second, [t for t in PAGE_100 if t.get("id") == 1]], repeats=0)
     summary = load_lake(tmp_path / "wrong", version="20261101T000001000Z-bbbbbb", batch_tasks=1, workers=1)
     assert (summary.stats.tasks, summary.stats.duplicates) == (4, 1)
     got = rows(tmp_path / "wrong", "tasks", "task_id")
@@ -211,7 +212,7 @@ def test_a_fetch_in_parts_whose_extract_saw_no_id_twice_is_not_settled_and_loads
     ]
     assert len(tags) == len(set(tags)) > 0  # and its artifacts and tags once
     (reject,) = [r for r in rows(tmp_path / "wrong", "rejects", "page_offset") if r["field"] == "id" and r["task_id"]]
-    assert (reject["task_id"], reject["page_offset"], reject["position"], reject["raw"]) == (1, 100, 1, "1")
+    assert (reject["task_id"], reject["page_offset"], reject["position"], reject["raw"]) == (1, 200, 0, "1")
     assert reject["error"] == "task id repeats a task loaded from an earlier part of the execution: not loaded again"
     assert len(settled) == 2
 
