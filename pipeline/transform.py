@@ -567,7 +567,7 @@ def plan(landing: Landing, only: Iterable[tuple[str, int]] | None = None) -> lis
                 for p in manifest["pages"]
             ),
             execution=dict(manifest.get("execution") or {}),
-            id_repeats=_count(manifest.get("task_id_repeats")),
+            id_repeats=_int(manifest.get("task_id_repeats")),  # anything but 0: settled
         )
     return [newest[key] for key in sorted(newest)]
 
@@ -1360,10 +1360,6 @@ def load_executions(landing: Landing, fetched: dict[tuple[str, int], tuple[str, 
             }
         )
     return _table(EXECUTIONS, rows)
-
-
-def _count(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _int(value: Any) -> int | None:
