@@ -16,7 +16,9 @@ from pipeline.landing import Landing, decompress_page
 from pipeline.sandbox import SandboxConfig, SandboxServer
 
 ROOT = Path(__file__).resolve().parent.parent
-SEED_FILE = ROOT.parent / "shared" / "seeds" / "000_beefd26005b3a4c0.txt"
+# The vendor's own example response of the task listing (ListInstanceReplicationPolicyExecTasks), copied
+# byte for byte from its API page: a fact of the documentation, kept with the tests
+VENDOR_EXAMPLE = ROOT / "tests" / "data" / "vendor_example_tasks_response.json"
 
 
 def clean_env(**extra: str) -> dict[str, str]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import duckdb
 import pytest
-from conftest import SEED_FILE
+from conftest import VENDOR_EXAMPLE
 
 from pipeline.landing import Landing
 from pipeline.load import load_lake
@@ -393,9 +393,7 @@ def test_golden_executions(golden: Path) -> None:
 
 
 def seed_example() -> dict[str, Any]:
-    text = SEED_FILE.read_text()
-    start = text.index('{ "total" : 1')
-    body: dict[str, Any] = json.loads(text[start : text.index("\nSDK Sample Code")])
+    body: dict[str, Any] = json.loads(VENDOR_EXAMPLE.read_text())
     return body
 
 
