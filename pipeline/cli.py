@@ -7,7 +7,6 @@ Exit status: 0 done; 1 failed (API error after retries, bad credentials, I/O); 2
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -31,6 +30,7 @@ from pipeline.extract import ExtractFailed, Extractor, ExtractSummary, Progress
 from pipeline.landing import new_run_id
 from pipeline.lock import exclusive
 from pipeline.logs import RedactSecrets, setup_logging
+from pipeline.text import dumps
 
 if TYPE_CHECKING:
     from pipeline.mirror import Mirror
@@ -84,7 +84,7 @@ class State:
         """The final line of a stage: text for people, one JSON object for schedulers. Always printed."""
         if self.log_format == "json":
             payload = {"event": "summary", "run_id": self.run_id, "stage": stage, **counts}
-            click.echo(json.dumps(payload, ensure_ascii=False, default=str))
+            click.echo(dumps(payload, default=str))
         else:
             click.echo(line)
 
@@ -140,6 +140,20 @@ def scope_options(func: F) -> F:
         ),
         click.option("--connect-timeout", type=float, help="Seconds to wait for a connection [default 10]."),
         click.option("--read-timeout", type=float, help="Seconds to wait for a response [default 60]."),
+        click.option(
+            "--request-deadline",
+            type=float,
+            metavar="S",
+            help="Seconds one request may take in all, its whole body included "
+            "[env SWR_ETL_REQUEST_DEADLINE; default 300].",
+        ),
+        click.option(
+            "--max-response-mb",
+            type=float,
+            metavar="N",
+            help="Largest answer accepted, in MiB, as sent and once decompressed "
+            "[env SWR_ETL_MAX_RESPONSE_MB; default 64].",
+        ),
         click.option("--max-attempts", type=int, help="Tries per request before giving up [default 6]."),
         click.option(
             "--full", is_flag=True, default=None, help="Fetch finished executions again, even those already landed."
@@ -530,7 +544,7 @@ def sandbox_cmd(host: str, port: int, seed: int, scale: float, truth: bool, cach
     faults = Faults(**knobs)
     config = SandboxConfig.from_env(seed=seed, scale=scale, faults=faults, cache_pages=cache_pages)
     if truth:
-        click.echo(json.dumps(World(seed=seed, scale=scale, faults=faults).truth(), ensure_ascii=False))
+        click.echo(dumps(World(seed=seed, scale=scale, faults=faults).truth()))
         return
     server = SandboxServer(config, host=host, port=port)
     if host not in ("127.0.0.1", "localhost", "::1"):
@@ -613,12 +627,16 @@ def _remove_demo_data(data_dir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``swr-etl`` and ``python -m pipeline``."""
+    from pipeline.text import terminal_safe  # every error line shows control characters, never obeys them
+
     verbose = any(
         a in ("-v", "--verbose") or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in argv or sys.argv[1:]
     )
     signal.signal(signal.SIGTERM, _terminated)
     try:
-        code = cli.main(args=argv, prog_name="swr-etl", standalone_mode=False)
+        # color=True: click.echo writes text as given, instead of dropping only some escape sequences when the
+        # output is not a terminal; text for people is made inert by pipeline.text, and CSV stays exact.
+        code = cli.main(args=argv, prog_name="swr-etl", standalone_mode=False, color=True)
     except click.exceptions.Abort:
         # Ctrl-C: every file on disk is whole (atomic writes), so leave now rather than wait for requests
         # still in flight; the next run picks up from what was landed.
@@ -628,10 +646,10 @@ def main(argv: list[str] | None = None) -> None:
         os._exit(130)
     except click.UsageError as exc:
         where = f"swr-etl {exc.ctx.info_name} --help" if exc.ctx and exc.ctx.parent else "swr-etl --help"
-        click.echo(f"error: {exc.format_message()} (see '{where}')", err=True)
+        click.echo(terminal_safe(f"error: {exc.format_message()} (see '{where}')"), err=True)
         sys.exit(2)
     except click.ClickException as exc:
-        click.echo(f"error: {exc.format_message()}", err=True)
+        click.echo(terminal_safe(f"error: {exc.format_message()}"), err=True)
         sys.exit(exc.exit_code)
     except SwrEtlError as exc:
         _fail(exc, verbose)
@@ -647,14 +665,18 @@ def _terminated(signum: int, frame: object) -> None:
 
 
 def _fail(exc: Exception, verbose: bool) -> None:
+    """The one ``error:`` line (after the traceback with -v): secrets masked, text from the API made inert, and
+    the traceback indented, so that no line of it passes for the ``error:`` line or a log line."""
+    from pipeline.text import safe_block, terminal_safe
+
     redact = RedactSecrets(_env_secrets(os.environ)).redact
     if verbose:
-        click.echo(redact("".join(traceback.format_exception(exc))), err=True)
+        click.echo(safe_block(redact("".join(traceback.format_exception(exc)))), err=True)
     if isinstance(exc, SwrEtlError):
         message = f"error: {exc}" + (f" ({exc.hint})" if exc.hint else "")
         code = exc.exit_code
     else:
         message = f"error: unexpected {type(exc).__name__}: {exc} (a bug: please report it with the output of -v)"
         code = 1
-    click.echo(redact(message), err=True)
+    click.echo(terminal_safe(redact(message)), err=True)
     sys.exit(code)

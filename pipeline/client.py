@@ -1,7 +1,9 @@
 """HTTP for the SWR API: one session, authentication, retries, politeness. Knows nothing of paging plans.
 
-- One :class:`requests.Session` with a connection pool sized to the concurrency, explicit connect and
-  read timeouts, query values always in ``params=``.
+- One :class:`requests.Session` (:mod:`pipeline.transport`) with a connection pool sized to the concurrency,
+  explicit connect and read timeouts, query values always in ``params=``. What a server can make one attempt
+  cost is bounded: its body by ``--max-response-mb``, as sent and once decompressed, its time by
+  ``--request-deadline``.
 - Authentication: ``X-Auth-Token``; AK/SK signed per attempt with the vendor's own signer
   (``huaweicloudsdkcore``); or an IAM user and password exchanged for a token, cached, and refreshed
   once when the API answers 401.
@@ -18,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import random
 import threading
 import time
@@ -30,11 +31,9 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
-import urllib3
 from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.sdk_request import SdkRequest
 from huaweicloudsdkcore.signer.signer import Signer
-from requests.adapters import HTTPAdapter
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -43,17 +42,19 @@ from tenacity import (
     stop_after_attempt,
 )
 
-from pipeline import __version__
 from pipeline.config import Settings
 from pipeline.errors import (
     ApiError,
     AuthError,
     BadResponseError,
+    ResponseTooLarge,
     RetryableApiError,
     Stopped,
     TlsError,
     TransportError,
 )
+from pipeline.logs import RedactSecrets, register_secret
+from pipeline.transport import Transport
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ log = logging.getLogger(__name__)
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER_S = 120.0
 BODY_EXCERPT = 300
+_redact = RedactSecrets(()).redact  # every secret registered (credentials, IAM tokens): none in an error
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class ClientStats:
     server_errors: int = 0
     transport_errors: int = 0
     bytes_received: int = 0
+    oversized: int = 0  # answers over --max-response-mb
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, **counts: int) -> None:
@@ -105,6 +108,7 @@ class ClientStats:
                 "server_errors": self.server_errors,
                 "transport_errors": self.transport_errors,
                 "bytes_received": self.bytes_received,
+                "oversized": self.oversized,
             }
 
 
@@ -163,7 +167,7 @@ def classify(response: requests.Response, path: str) -> dict[str, Any]:
         except ValueError as exc:
             raise BadResponseError(
                 f"HTTP {status} from GET {path} is not JSON (request id {request_id or '-'}): "
-                f"{_excerpt(response.content)!r}",
+                f"{_redact(_excerpt(response.content))!r}",
                 path=path,
             ) from exc
         if not isinstance(data, dict):
@@ -175,13 +179,14 @@ def classify(response: requests.Response, path: str) -> dict[str, Any]:
         if isinstance(body, dict):
             error_code = _str_or_none(body.get("error_code"))
             error_msg = _str_or_none(body.get("error_msg"))
+            error_msg = None if error_msg is None else _redact(error_msg)  # a gateway may repeat the token
     except ValueError:
         pass
     details: dict[str, Any] = {
         "error_code": error_code,
         "error_msg": error_msg,
         "request_id": request_id,
-        "body_excerpt": _excerpt(response.content),
+        "body_excerpt": _redact(_excerpt(response.content)),
         "method": response.request.method or "GET",
     }
     if 300 <= status < 400:
@@ -245,31 +250,14 @@ class SwrClient:
         self.endpoint = settings.endpoint.rstrip("/")
         parts = urlsplit(self.endpoint)
         self._scheme, self._host, self._base_path = parts.scheme, parts.netloc, parts.path.rstrip("/")
-        self.session = requests.Session()
-        self.session.headers["User-Agent"] = f"swr-replication-etl/{__version__}"
-        # Proxy and CA-bundle variables are read once here, not on every request: requests would otherwise
-        # scan the whole environment per request, a measurable share of the CPU at 100+ pages a second.
-        self.session.proxies.update(requests.utils.get_environ_proxies(self.endpoint))
-        ca_bundle = settings.ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        if settings.insecure:
-            self.session.verify = False
-            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # said once, below, not per request
-            log.warning(
-                "TLS verification is OFF (--insecure): anyone between here and %s can read the credentials "
-                "and change the data",
-                self.endpoint,
-            )
-        elif ca_bundle:
-            self.session.verify = str(ca_bundle)
-        self.session.trust_env = False
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=settings.concurrency + 2, max_retries=0)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-        self.timeout = (settings.connect_timeout, settings.read_timeout)
+        self.transport = Transport(settings)
+        self.session = self.transport.session
         self.limiter = AdaptiveLimiter(settings.concurrency)
         self.stats = ClientStats()
         self._wait = BackoffWait(initial=backoff_initial)
         creds = settings.credentials
+        for secret in creds.secrets():
+            register_secret(secret)  # masked in every error and log line, whoever uses this client
         self._signer = Signer(BasicCredentials(creds.ak, creds.sk)) if creds.kind == "aksk" else None
         self._iam_token: str | None = None
         self._iam_lock = threading.Lock()
@@ -279,7 +267,10 @@ class SwrClient:
     def path(self, *segments: str | int) -> str:
         """``/v2/{project_id}/...`` with every segment percent-encoded (ids cannot add path levels)."""
         parts = [self.settings.project_id, *map(str, segments)]
-        return f"{self._base_path}/v2/" + "/".join(quote(p, safe="") for p in parts)
+        # "." and ".." are encoded too: URL parsers drop or resolve them as dot segments
+        return f"{self._base_path}/v2/" + "/".join(
+            quote(p, safe="") if p.strip(".") else p.replace(".", "%2E") for p in parts
+        )
 
     # -- requests ----------------------------------------------------------------------------------
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> ApiResponse:
@@ -290,7 +281,8 @@ class SwrClient:
         retrying = Retrying(
             stop=stop_after_attempt(self.settings.max_attempts),
             wait=self._wait,
-            retry=retry_if_exception_type((RetryableApiError, TransportError)) & retry_if_not_exception_type(TlsError),
+            retry=retry_if_exception_type((RetryableApiError, TransportError))
+            & retry_if_not_exception_type((TlsError, ResponseTooLarge)),
             sleep=self._sleep,
             before_sleep=self._before_sleep(path),
             reraise=True,
@@ -331,39 +323,35 @@ class SwrClient:
     def _attempt_with_auth_refresh(
         self, path: str, params: Mapping[str, Any]
     ) -> tuple[requests.Response, dict[str, Any]]:
-        sent = self._iam_token
+        if self.settings.credentials.kind != "iam":
+            return self._attempt(path, params)
+        sent = self._refresh_iam_token()  # the cached token, or the first one
         try:
-            return self._attempt(path, params)
+            return self._attempt(path, params, token=sent)
         except AuthError as exc:
-            if self.settings.credentials.kind != "iam" or exc.status != 401 or exc.method != "GET":
-                raise  # a static token, or IAM itself refused: asking IAM again would not help
+            if exc.status != 401 or exc.method != "GET":
+                raise  # 403, or IAM itself refused: asking IAM again would not help
             log.info("IAM token refused (HTTP 401); fetching a new one once")
-            self._refresh_iam_token(stale=sent)
-            return self._attempt(path, params)
+            return self._attempt(path, params, token=self._refresh_iam_token(stale=sent))
 
-    def _attempt(self, path: str, params: Mapping[str, Any]) -> tuple[requests.Response, dict[str, Any]]:
+    def _attempt(
+        self, path: str, params: Mapping[str, Any], *, token: str | None = None
+    ) -> tuple[requests.Response, dict[str, Any]]:
         if self.stopping.is_set():
             raise Stopped("the run is stopping")
-        url, query, headers = self._prepare(path, params)
+        url, query, headers = self._prepare(path, params, token)
         with self.limiter:
             self.stats.add(requests=1)
             try:
-                response = self.session.get(
-                    url, params=query, headers=headers, timeout=self.timeout, allow_redirects=False
-                )
-            except requests.exceptions.SSLError as exc:
-                raise TlsError(f"TLS verification failed on GET {path}", path=path) from exc
-            except requests.Timeout as exc:
+                response = self.transport.exchange("GET", url, path, params=query, headers=headers)
+            except ResponseTooLarge:
+                self.stats.add(oversized=1)
+                raise
+            except TlsError:
+                raise
+            except TransportError:
                 self.stats.add(transport_errors=1)
-                raise TransportError(f"timed out on GET {path} ({type(exc).__name__})", path=path) from exc
-            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-                self.stats.add(transport_errors=1)
-                raise TransportError(
-                    f"connection failed or was cut on GET {path} ({type(exc).__name__})", path=path
-                ) from exc
-            except requests.exceptions.ContentDecodingError as exc:
-                self.stats.add(transport_errors=1)
-                raise TransportError(f"undecodable body on GET {path}", path=path) from exc
+                raise
         self.stats.add(bytes_received=len(response.content))
         log.debug(
             "GET %s %s -> %d in %.0f ms",
@@ -384,17 +372,20 @@ class SwrClient:
         self.limiter.succeeded()
         return response, data
 
-    def _prepare(self, path: str, params: Mapping[str, Any]) -> tuple[str, Mapping[str, Any] | None, dict[str, str]]:
+    def _prepare(
+        self, path: str, params: Mapping[str, Any], token: str | None = None
+    ) -> tuple[str, Mapping[str, Any] | None, dict[str, str]]:
         """URL, query and authentication headers for one attempt (AK/SK signatures are made per attempt).
 
         A signed request carries its query already in the URL, in exactly the signer's canonical form.
+        ``token`` is the IAM token to send.
         """
         creds = self.settings.credentials
         url = f"{self._scheme}://{self._host}{path}"
         if creds.kind == "token":
             return url, params, {"X-Auth-Token": creds.token or ""}
         if creds.kind == "iam":
-            return url, params, {"X-Auth-Token": self._refresh_iam_token()}
+            return url, params, {"X-Auth-Token": token or self._refresh_iam_token()}
         assert self._signer is not None
         headers = {"X-Project-Id": self.settings.project_id}
         if creds.security_token:
@@ -441,15 +432,12 @@ class SwrClient:
                 "scope": {"project": {"id": self.settings.project_id}},
             }
         }
-        try:
-            response = self.session.post(
-                f"{creds.iam_endpoint}{path}", json=body, timeout=self.timeout, allow_redirects=False
-            )
-        except requests.RequestException as exc:
-            raise TransportError(f"IAM token request failed on POST {path} ({type(exc).__name__})", path=path) from exc
-        if response.status_code in (200, 201) and response.headers.get("X-Subject-Token"):
+        response = self.transport.exchange("POST", f"{creds.iam_endpoint}{path}", path, json=body)
+        token = response.headers.get("X-Subject-Token", "").strip()
+        if response.status_code in (200, 201) and token:
+            register_secret(token)  # before anything can print it: an error body that echoes it, a debug line
             log.info("got an IAM token for user %s", creds.iam_username)
-            return response.headers["X-Subject-Token"]
+            return token
         try:
             classify(response, path)
         except RetryableApiError:
@@ -475,7 +463,7 @@ class SwrClient:
         self.stopping.set()
 
     def close(self) -> None:
-        self.session.close()
+        self.transport.close()
 
     def __enter__(self) -> SwrClient:
         return self

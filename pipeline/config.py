@@ -7,6 +7,7 @@ ever appears in a ``repr``. Every problem found is reported at once, in one :cla
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -21,6 +22,11 @@ from pipeline.errors import ConfigError
 DEFAULT_CONCURRENCY = 8
 MAX_CONCURRENCY = 64
 MAX_WORKERS = 16  # lanes of a load: each holds a batch and its own DuckDB memory
+# Far above any real page (100 tasks of a few KiB each), far below what a decompression bomb would cost.
+DEFAULT_MAX_RESPONSE_MB = 64.0
+DEFAULT_REQUEST_DEADLINE_S = 300.0
+# settings that are a size or a duration: a finite number above 0, or the client cannot honour them
+POSITIVE_NUMBERS = ("connect_timeout", "read_timeout", "request_deadline", "max_response_mb")
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 SECRET_ENV = (
@@ -130,7 +136,9 @@ class Settings:
     execution_ids: tuple[int, ...] = ()
     concurrency: int = DEFAULT_CONCURRENCY
     connect_timeout: float = 10.0
-    read_timeout: float = 60.0
+    read_timeout: float = 60.0  # idle: the longest wait for the next bytes
+    request_deadline: float = DEFAULT_REQUEST_DEADLINE_S  # total: connect, headers and the whole body, per attempt
+    max_response_mb: float = DEFAULT_MAX_RESPONSE_MB  # MiB of body, as sent and once decompressed
     max_attempts: int = 6
     strict: bool = False
     full: bool = False  # fetch finished executions again, even those already landed
@@ -152,6 +160,8 @@ FIELDS: dict[str, tuple[str, str | None, str]] = {
     "concurrency": ("--concurrency", "SWR_ETL_CONCURRENCY", "int"),
     "connect_timeout": ("--connect-timeout", "SWR_ETL_CONNECT_TIMEOUT", "float"),
     "read_timeout": ("--read-timeout", "SWR_ETL_READ_TIMEOUT", "float"),
+    "request_deadline": ("--request-deadline", "SWR_ETL_REQUEST_DEADLINE", "float"),
+    "max_response_mb": ("--max-response-mb", "SWR_ETL_MAX_RESPONSE_MB", "float"),
     "max_attempts": ("--max-attempts", "SWR_ETL_MAX_ATTEMPTS", "int"),
     "strict": ("--strict", None, "bool"),
     "full": ("--full", None, "bool"),
@@ -205,6 +215,7 @@ def resolve_settings(
         problems.append(f"config file: unknown key '{key}'")
 
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}  # where each value came from, to name it in a problem
     for name, (flag, env_name, kind) in FIELDS.items():
         raw: Any = flags.get(name)
         source = flag
@@ -216,6 +227,7 @@ def resolve_settings(
             continue
         try:
             values[name] = _convert(raw, kind)
+            sources[name] = source
         except (TypeError, ValueError) as exc:
             problems.append(f"{source}: {exc}")
 
@@ -253,6 +265,12 @@ def resolve_settings(
                 problems.append(str(exc))
     elif values.get("work_dir"):
         problems.append("--work-dir is the local folder of a data directory in a store: give --data-dir s3://...")
+    local = values.get("data_dir")
+    if local is not None and "?" in str(local):  # DuckDB reads what follows '?' in a database path as options
+        problems.append(
+            f"the data directory {str(local)!r} has a '?' in its path, where DuckDB cannot keep its "
+            "warehouse: choose a folder without one"
+        )
     if values.get("lake"):
         from pipeline.storage import open_store
 
@@ -263,9 +281,9 @@ def resolve_settings(
     concurrency = values.get("concurrency", DEFAULT_CONCURRENCY)
     if not 1 <= concurrency <= MAX_CONCURRENCY:
         problems.append(f"concurrency must be from 1 to {MAX_CONCURRENCY}, got {concurrency}")
-    for name in ("connect_timeout", "read_timeout"):
-        if name in values and values[name] <= 0:
-            problems.append(f"{name} must be positive")
+    for name in POSITIVE_NUMBERS:  # nan passes "<= 0" and inf passes everything: both are refused here
+        if name in values and not (math.isfinite(values[name]) and values[name] > 0):
+            problems.append(f"{sources[name]} must be a finite number above 0, got {values[name]:g}")
     if values.get("ca_bundle") and not Path(values["ca_bundle"]).is_file():
         problems.append(f"--ca-bundle {values['ca_bundle']} is not a file")
     if values.get("ca_bundle") and values.get("insecure"):

@@ -9,7 +9,9 @@
     ├── TransportError              no usable answer: connection refused or cut, timeout (retried)
     │   ├── BadResponseError        a 2xx whose body is not JSON (a proxy's page) (retried), or not the
     │   │                           listing the API documents (not retried: asking again gives the same)
-    │   └── TlsError                the server's certificate was refused (not retried)
+    │   ├── TlsError                the server's certificate was refused (not retried)
+    │   │   └── NotTlsError         an https:// endpoint whose server answers plain HTTP (not retried)
+    │   └── ResponseTooLarge        an answer over --max-response-mb, compressed or not (not retried)
     ├── Stopped                     the run is stopping (Ctrl-C, or a fatal error elsewhere)
     ├── PagingError                 the paginator refused: bad limit, or it would ask an offset twice
     └── LandingError                the raw landing could not be written or read
@@ -106,6 +108,17 @@ class TlsError(TransportError):
     hint = "check the endpoint; a private CA needs --ca-bundle FILE"
 
 
+class NotTlsError(TlsError):
+    """The endpoint says https:// but the server answered in plain HTTP: the message says what to change."""
+
+    hint = ""
+
+
+class ResponseTooLarge(TransportError):
+    """An answer larger than --max-response-mb, as sent or once decompressed. The same request would get the
+    same answer, so it is not retried; the message names the limit and how to raise it."""
+
+
 class Stopped(SwrEtlError):
     """The run is stopping: a request waiting to be retried gave up."""
 
@@ -120,3 +133,7 @@ class LandingError(SwrEtlError):
     def __init__(self, message: str, *, path: str | None = None) -> None:
         self.path = path
         super().__init__(message)
+
+
+class UnusableIdError(LandingError):
+    """An id the API sent cannot name a folder (empty, or too long once encoded): that object is skipped."""

@@ -26,15 +26,13 @@ from typing import Any, Protocol
 from pipeline.client import ApiResponse, SwrClient
 from pipeline.config import Settings
 from pipeline.errors import ApiError, AuthError, BadResponseError, LandingError, SwrEtlError
-from pipeline.landing import FetchWriter, Landing, PageRecord, TaskIds, new_run_id
+from pipeline.landing import FetchWriter, Landing, PageRecord, new_run_id
 from pipeline.paging import MAX_LIMIT, OffsetPaginator, iterate_pages
+from pipeline.taskfetch import TaskJob as _Job
+from pipeline.values import read_instance_id, read_int
 
 log = logging.getLogger(__name__)
 
-# Passes over one execution's task list when a pass saw fewer distinct tasks than the total (the order of a
-# running execution is not stable, so a page can shift under the paginator): the later passes land beside
-# the first and the transform de-duplicates. What is still missing after the last pass is reported.
-MAX_PASSES = 3
 FINISHED = frozenset({"Succeed", "Failed", "Stopped"})  # an execution in one of these no longer changes
 
 
@@ -77,9 +75,11 @@ class ExtractSummary:
     policies: int = 0
     executions: int = 0
     executions_complete: int = 0
+    executions_incomplete: int = 0  # complete fetches with tasks missing, or cut short: fetched again next run
     executions_unchanged: int = 0
     executions_gone: int = 0
     executions_failed: int = 0
+    instances_failed: int = 0
     pages: int = 0
     tasks: int = 0
     duplicate_tasks: int = 0
@@ -97,39 +97,21 @@ class ExtractSummary:
         parts = [
             f"extract: {self.executions} executions in {self.instances} instances ({self.executions_complete} complete",
         ]
+        if self.executions_incomplete:
+            parts.append(f", {self.executions_incomplete} of them incomplete: {self.missing_tasks} tasks missing")
         if self.executions_unchanged:
             parts.append(f", {self.executions_unchanged} finished and already landed")
         if self.executions_gone:
             parts.append(f", {self.executions_gone} gone")
         if self.executions_failed:
             parts.append(f", {self.executions_failed} FAILED")
+        if self.instances_failed:
+            parts.append(f", {self.instances_failed} instances FAILED")
         parts.append(
             f"), {self.pages} pages, {self.tasks} tasks, {self.requests} requests "
             f"({self.retries} retries, {self.throttled} throttled) in {self.elapsed_s:.1f} s"
         )
         return "".join(parts)
-
-
-@dataclass
-class _Job:
-    """The task listing of one execution, while it is being fetched."""
-
-    ref: ExecutionRef
-    paginator: OffsetPaginator
-    writer: FetchWriter
-    ids: TaskIds = field(default_factory=TaskIds)
-    in_flight: int = 0
-    pass_no: int = 0
-    gone: bool = False
-    error: SwrEtlError | None = None
-
-    @property
-    def stopped(self) -> bool:
-        return self.gone or self.error is not None
-
-    @property
-    def finished(self) -> bool:
-        return self.in_flight == 0 and (self.stopped or self.paginator.done)
 
 
 class ExtractFailed(SwrEtlError):
@@ -139,7 +121,15 @@ class ExtractFailed(SwrEtlError):
         self.summary = summary
         self.cause = cause
         self.hint = cause.hint
-        super().__init__(f"{summary.executions_failed} executions could not be fetched; first: {cause}")
+        failed = [
+            f"{n} {what} could not be {verb}"
+            for n, what, verb in (
+                (summary.instances_failed, "instances", "listed"),
+                (summary.executions_failed, "executions", "fetched"),
+            )
+            if n
+        ]
+        super().__init__(f"{' and '.join(failed)}; first: {cause}")
 
 
 class Extractor:
@@ -175,18 +165,49 @@ class Extractor:
 
         for page in iterate_pages(fetch, MAX_LIMIT):
             for row in page.rows:
-                rows.setdefault(row.get("id") if isinstance(row, dict) else repr(row), row)
+                rows.setdefault(_row_key(row), row)
         writer.complete(rows=len(rows), filters=extra)
         return list(rows.values())
 
     def list_instances(self) -> list[str]:
         instances = self._land_listing("instances", "instances", self.client.path("instances"), {})
-        listed = [str(i["id"]) for i in instances if isinstance(i, dict) and i.get("id")]
+        listed = []
+        for record in instances:
+            iid, why = read_instance_id(record.get("id")) if isinstance(record, dict) else (None, "not an object")
+            if iid is None:
+                project = self.settings.project_id
+                log.warning("an instance listed by project %s has no usable id (%s): skipped", project, why)
+            else:
+                listed.append(iid)
         wanted = self.settings.instance_ids or tuple(listed)
         for iid in wanted:
             if iid not in listed:
                 log.warning("instance %s is not listed by project %s; trying it anyway", iid, self.settings.project_id)
         return list(wanted)
+
+    def _list_every_instance(self, instances: list[str]) -> list[ExecutionRef]:
+        """The executions of every instance, listed side by side (a project with many instances pays one round
+        of latency). An instance that fails (its listing refused, an id no folder can be named by) is counted
+        and reported; the others go on. Credentials refused (401) stop everything: no other call would pass."""
+        refs: list[ExecutionRef] = []
+        with ThreadPoolExecutor(max_workers=min(self.settings.concurrency, max(1, len(instances)))) as pool:
+            futures = {pool.submit(self.list_executions, iid): iid for iid in instances}
+            for future in futures:
+                try:
+                    refs.extend(future.result())
+                except AuthError as exc:
+                    if exc.status == 401:
+                        raise
+                    self._instance_failed(futures[future], exc)
+                except SwrEtlError as exc:
+                    self._instance_failed(futures[future], exc)
+        return refs
+
+    def _instance_failed(self, instance_id: str, exc: SwrEtlError) -> None:
+        self.summary.instances_failed += 1
+        self.summary.errors.append(f"instance {instance_id!r}: {exc}")
+        self._errors.append(exc)
+        log.error("instance %r could not be listed, its executions are not fetched: %s", instance_id, exc)
 
     def list_executions(self, instance_id: str) -> list[ExecutionRef]:
         policies = self._land_listing(
@@ -205,8 +226,16 @@ class Extractor:
             for record in self._land_listing(
                 "executions", "executions", path, extra, instance_id=instance_id, **_filter_key(extra)
             ):
-                if isinstance(record, dict) and isinstance(record.get("id"), int):
-                    records.setdefault(record["id"], record)
+                eid, why = read_int(record.get("id")) if isinstance(record, dict) else (None, "not an object")
+                if eid is None:
+                    log.warning(
+                        "an execution listed by instance %s has no usable id (%s): its tasks are not fetched, "
+                        "and the record is in rejects",
+                        instance_id,
+                        why,
+                    )
+                else:
+                    records.setdefault(eid, record)
         wanted = self.settings.execution_ids
         return [
             ExecutionRef(instance_id, eid, rec) for eid, rec in sorted(records.items()) if not wanted or eid in wanted
@@ -216,17 +245,20 @@ class Extractor:
         """Incremental: leave out executions that were finished when last fetched and still are, unchanged.
 
         What counts as landed is read from the landing's manifests (no state file to lose or repair): an
-        execution whose newest complete fetch saw it Succeed, Failed or Stopped, with no task missing, and
-        whose status is the same now. ``--full`` and executions named with ``--execution-id`` are fetched
-        whatever their state; running executions always are, and replace their rows.
+        execution whose newest complete fetch saw it Succeed, Failed or Stopped, with no task missing and not
+        cut short (``missing``, ``incomplete``), and whose status is the same now. The landing's manifest of a
+        fetch outranks the lake's record of the same fetch: only the manifest says what was missing. ``--full``
+        and executions named with ``--execution-id`` are fetched whatever their state; running executions
+        always are, and replace their rows.
         """
         if self.settings.full:
             return refs
         landed: dict[tuple[str, int], tuple[str, Any]] = self._landed_per_lake()
         for manifest in self.landing.manifests("tasks"):
             key = (str(manifest["instance_id"]), int(manifest["execution_id"]))
-            if key not in landed or landed[key][0] < manifest["run_id"]:
-                status = (manifest.get("execution") or {}).get("status") if not manifest.get("missing") else None
+            if key not in landed or landed[key][0] <= manifest["run_id"]:
+                whole = not manifest.get("missing") and not manifest.get("incomplete")
+                status = (manifest.get("execution") or {}).get("status") if whole else None
                 landed[key] = (str(manifest["run_id"]), status)
         named = set(self.settings.execution_ids)
         todo = []
@@ -282,8 +314,7 @@ class Extractor:
                     continue
                 adopted.add(record.offset)
                 job.writer.adopt(folder, record)
-                job.paginator.already(record.offset, len(tasks), record.total or 0)
-                job.ids.add(tasks)
+                job.add(record.offset, tasks, record.total or 0, landed_before=True)
                 self.summary.pages_reused += 1
             if job.writer.pages:
                 log.info(
@@ -385,8 +416,7 @@ class Extractor:
             job.error = job.error or exc
             return None
         before = job.paginator.total
-        job.paginator.record(offset, len(tasks), total)
-        job.ids.add(tasks)
+        job.add(offset, tasks, total)
         self.progress.tasks_expected(job.paginator.total - before)
         self.progress.page_landed(len(tasks))
         log.debug(
@@ -404,19 +434,18 @@ class Extractor:
         self.summary.pages += 1
 
     def _another_pass(self, job: _Job) -> bool:
-        """Start another pass over the execution if this one saw fewer distinct tasks than its total."""
-        total = job.paginator.total
-        if job.stopped or len(job.ids) >= total or job.pass_no + 1 >= MAX_PASSES:
+        """Start another pass over the execution if this one ran to the list's end and saw fewer distinct tasks
+        than its pages' total (see :meth:`pipeline.taskfetch.TaskJob.next_pass`)."""
+        seen, total = len(job.ids), job.paginator.total
+        if not job.next_pass():
             return False
         log.warning(
             "execution %d of instance %s: %d of %d tasks seen (the list moved while paging): paging it again",
             job.ref.execution_id,
             job.ref.instance_id,
-            len(job.ids),
+            seen,
             total,
         )
-        job.pass_no += 1
-        job.paginator = OffsetPaginator(MAX_LIMIT)
         return True
 
     def _finish(self, job: _Job) -> None:
@@ -431,16 +460,14 @@ class Extractor:
             self._errors.append(job.error)
             log.error("execution %d of instance %s failed: %s", ref.execution_id, ref.instance_id, job.error)
             return
-        missing = max(0, job.paginator.total - len(job.ids))
-        if missing:
+        missing, incomplete = job.missing, job.incomplete()
+        if incomplete:
             log.warning(
-                "execution %d of instance %s: %d of the %d tasks reported were not seen after %d passes; "
-                "the next run fetches it again",
+                "execution %d of instance %s is incomplete after %d passes: %s; the next run fetches it again",
                 ref.execution_id,
                 ref.instance_id,
-                missing,
-                job.paginator.total,
                 job.pass_no + 1,
+                incomplete,
             )
         job.writer.complete(
             execution=ref.record,
@@ -449,11 +476,15 @@ class Extractor:
             # how many tasks repeat an id of an earlier one, read as the transform reads ids (see task_id_key):
             # with none, it need not settle duplicates across the pages of a fetch too large for one batch
             task_id_repeats=job.ids.repeats,
-            total_reported=job.paginator.total,
+            total_reported=job.reported,
+            total_record=job.record_total,
             missing=missing,
+            incomplete=incomplete,  # why the fetch is not the whole list (see pipeline.taskfetch), or None
             passes=job.pass_no + 1,
         )
         self.summary.executions_complete += 1
+        if incomplete:
+            self.summary.executions_incomplete += 1
         self.summary.complete.append((ref.instance_id, ref.execution_id))
         self.summary.tasks += len(job.ids)
         self.summary.duplicate_tasks += job.ids.repeats
@@ -470,12 +501,12 @@ class Extractor:
     def run(self) -> ExtractSummary:
         started = time.monotonic()
         summary = self.summary
+        if removed := self.landing.remove_leftovers():
+            log.info("removed %d temporary files left by a run that was killed", removed)
         try:
             instances = self.list_instances()
             summary.instances = len(instances)
-            # instances are listed side by side: a project with many instances pays one round of latency
-            with ThreadPoolExecutor(max_workers=min(self.settings.concurrency, max(1, len(instances)))) as pool:
-                refs = [ref for listed in pool.map(self.list_executions, instances) for ref in listed]
+            refs = self._list_every_instance(instances)
             for eid in sorted(set(self.settings.execution_ids) - {ref.execution_id for ref in refs}):
                 log.warning("execution %d is not listed by any instance in scope (the service forgets old ones)", eid)
             summary.executions = len(refs)
@@ -493,6 +524,13 @@ class Extractor:
         if self._errors:
             raise ExtractFailed(summary, self._errors[0])
         return summary
+
+
+def _row_key(row: Any) -> str:
+    """What makes two rows of a listing the same row: the id, whatever JSON it is (a list is no dict key)."""
+    if isinstance(row, dict) and row.get("id") is not None:
+        return "id:" + json.dumps(row["id"], sort_keys=True, default=repr)
+    return "row:" + json.dumps(row, sort_keys=True, default=repr)
 
 
 def _futures(*groups: dict[Future[Any], Any]) -> list[Future[Any]]:

@@ -1,5 +1,8 @@
 """The report as one self-contained HTML page: inline CSS and inline SVG charts, nothing from the network,
-no script. It opens offline, prints, and can be mailed as it is."""
+no script. It opens offline, prints, and can be mailed as it is.
+
+Every value from the data goes through :func:`_esc`: none or any type is fine, and control characters and bidi
+overrides from the API are shown escaped rather than acted on by the browser."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from html import escape
 from typing import Any
 
 from pipeline.output import plain
+from pipeline.text import terminal_safe
 
 PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563")
 CSS = """
@@ -21,6 +25,17 @@ svg { background: #fff; border: 1px solid #e5e7eb; } .legend span { margin-right
 """
 
 W, H, PAD_L, PAD_B, PAD_T, PAD_R = 960, 300, 56, 80, 16, 16
+NO_POLICY = "(no policy)"  # the series of executions that name no policy
+
+
+def _text(value: object) -> str:
+    """Any value as inert text: none is empty, times are ISO 8601, controls and bidi overrides escaped."""
+    value = plain(value)
+    return "" if value is None else terminal_safe(str(value))
+
+
+def _esc(value: object) -> str:
+    return escape(_text(value))
 
 
 def _axis(ymax: float, fmt: str) -> list[str]:
@@ -33,8 +48,11 @@ def _axis(ymax: float, fmt: str) -> list[str]:
     return out
 
 
-def bars(labels: Sequence[str], values: Sequence[float], *, color: str = PALETTE[0], fmt: str = "{:.0f}") -> str:
-    """A bar chart; labels under the bars (every n-th when crowded)."""
+def bars(
+    labels: Sequence[object], data: Sequence[float | None], *, color: str = PALETTE[0], fmt: str = "{:.0f}"
+) -> str:
+    """A bar chart; labels under the bars (every n-th when crowded); a missing value is a bar of 0."""
+    values = [float(v or 0) for v in data]
     if not values:
         return '<p class="muted">no data</p>'
     ymax = max(max(values), 1e-9)
@@ -46,13 +64,13 @@ def bars(labels: Sequence[str], values: Sequence[float], *, color: str = PALETTE
         x = PAD_L + i * step
         parts.append(
             f'<rect class="bar" x="{x + step * 0.1:.1f}" y="{H - PAD_B - height:.1f}" width="{step * 0.8:.1f}" '
-            f'height="{height:.1f}" fill="{color}"><title>{escape(label)}: {fmt.format(value)}</title></rect>'
+            f'height="{height:.1f}" fill="{color}"><title>{_esc(label)}: {fmt.format(value)}</title></rect>'
         )
         if i % every == 0:
             cx, cy = x + step / 2, H - PAD_B + 10
             parts.append(
                 f'<text x="{cx:.1f}" y="{cy}" font-size="10" text-anchor="end" '
-                f'transform="rotate(-30 {cx:.1f} {cy})">{escape(label[:24])}</text>'
+                f'transform="rotate(-30 {cx:.1f} {cy})">{escape(_text(label)[:24])}</text>'
             )
     parts.append("</svg>")
     return "".join(parts)
@@ -78,13 +96,13 @@ def lines(x_labels: Sequence[str], series: Mapping[str, Sequence[float | None]],
             parts.append(f'<polyline class="line" points="{path}" fill="none" stroke="{color}" stroke-width="2"/>')
         for x, y in points:
             parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{color}"/>')
-        legend.append(f'<span><i class="swatch" style="background:{color}"></i>{escape(name)}</span>')
+        legend.append(f'<span><i class="swatch" style="background:{color}"></i>{_esc(name)}</span>')
     every = max(1, len(x_labels) // 10)
     for i, label in enumerate(x_labels):
         if i % every == 0:
             x = PAD_L + (W - PAD_L - PAD_R) * i / n
             parts.append(
-                f'<text x="{x:.1f}" y="{H - PAD_B + 14}" font-size="10" text-anchor="middle">{escape(label)}</text>'
+                f'<text x="{x:.1f}" y="{H - PAD_B + 14}" font-size="10" text-anchor="middle">{_esc(label)}</text>'
             )
     parts.append("</svg>")
     return "".join(parts) + f'<div class="legend">{"".join(legend)}</div>'
@@ -93,14 +111,12 @@ def lines(x_labels: Sequence[str], series: Mapping[str, Sequence[float | None]],
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str], numeric: Sequence[str] = ()) -> str:
     if not rows:
         return '<p class="muted">none</p>'
-    head = "".join(f'<th class="{"n" if c in numeric else ""}">{escape(c)}</th>' for c in columns)
+    head = "".join(f'<th class="{"n" if c in numeric else ""}">{_esc(c)}</th>' for c in columns)
     body = []
     for row in rows:
         cells = []
         for c in columns:
-            value = plain(row.get(c))
-            text = "" if value is None else str(value)
-            cells.append(f'<td class="{"n" if c in numeric else ""}">{escape(text)}</td>')
+            cells.append(f'<td class="{"n" if c in numeric else ""}">{_esc(row.get(c))}</td>')
         body.append(f"<tr>{''.join(cells)}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
@@ -109,10 +125,11 @@ def page(data: dict[str, Any]) -> str:
     """The whole report page from :func:`pipeline.report.collect`'s data."""
     t = data["totals"]
     charts = data["charts"]
-    days = sorted({r["day"] for r in charts["success_by_policy"]})
+    days = sorted({r["day"] for r in charts["success_by_policy"]}, key=str)  # a missing day sorts last
     series: dict[str, list[float | None]] = {}
     for r in charts["success_by_policy"]:
-        series.setdefault(r["policy"], [None] * len(days))[days.index(r["day"])] = r["success_rate"]
+        name = _text(r["policy"]) or NO_POLICY
+        series.setdefault(name, [None] * len(days))[days.index(r["day"])] = r["success_rate"]
     sections = [
         "<h2>Task success rate over time, per policy</h2>",
         lines([str(d) for d in days], series),
@@ -156,6 +173,6 @@ def page(data: dict[str, Any]) -> str:
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f"<title>SWR replication report</title><style>{CSS}</style></head><body>"
-        f'<h1>SWR replication report</h1><p class="muted">{escape(data["data_dir"])} — generated '
-        f"{escape(data['generated_at'])} — {escape(summary)}</p>{''.join(sections)}</body></html>\n"
+        f'<h1>SWR replication report</h1><p class="muted">{_esc(data["data_dir"])} — generated '
+        f"{_esc(data['generated_at'])} — {_esc(summary)}</p>{''.join(sections)}</body></html>\n"
     )

@@ -44,6 +44,7 @@ from typing import Any
 
 import zstandard
 
+from pipeline import names
 from pipeline.errors import LandingError
 
 MANIFEST = "_manifest.json"
@@ -201,7 +202,8 @@ def scrub_credentials(body: bytes, page: Any = None) -> tuple[bytes, int]:
     ``page`` is the body already parsed, when the caller has it. Returns the body (unchanged, byte for byte,
     when there is nothing to mask) and how many values were masked.
     """
-    if b"access_key" not in body and b"access_secret" not in body:
+    named = b"access_key" in body or b"access_secret" in body
+    if not named and (b"\\u" not in body or _ESCAPED_KEY_BYTES.search(body) is None):
         return body, 0
     if page is None:
         try:
@@ -251,14 +253,19 @@ def _mask(value: Any) -> tuple[Any, int]:
 
 
 def _may_hold_credential(text: str) -> bool:
-    return "access_key" in text or "access_secret" in text
+    """Whether ``text`` may name a credential key, also spelled with JSON escapes (``\\u0061ccess_key``)."""
+    if "access_key" in text or "access_secret" in text:
+        return True
+    return "\\u" in text and _ESCAPED_KEY.search(text) is not None
 
 
-def _segment(key: str, value: str | int) -> str:
-    text = str(value)
-    if not text or text in (".", "..") or "/" in text or "\\" in text or "\x00" in text:
-        raise LandingError(f"{key} {text!r} cannot be used in a path")
-    return f"{key}={text}"
+def _spelled(word: str) -> str:
+    """A pattern for ``word`` with any letter written as itself or as a JSON escape, at any escape level."""
+    return "".join(f"(?:{re.escape(c)}|\\\\+u(?i:{ord(c):04x}))" for c in word)
+
+
+_ESCAPED_KEY = re.compile(_spelled("access_") + f"(?:{_spelled('key')}|{_spelled('secret')})")
+_ESCAPED_KEY_BYTES = re.compile(_ESCAPED_KEY.pattern.encode())
 
 
 @dataclass(frozen=True)
@@ -378,15 +385,15 @@ class Landing:
         """A writer for one fetch; ``keys`` (instance_id, execution_id) become hive-style folders."""
         folder = self.root / kind
         for key, value in keys.items():
-            folder /= _segment(key, value)
-        folder /= _segment("run_id", run_id)
+            folder /= names.folder(key, value)
+        folder /= names.folder("run_id", run_id)
         return FetchWriter(folder, {"kind": kind, "run_id": run_id, **keys})
 
     def interrupted(self, kind: str, **keys: str | int) -> Iterator[tuple[Path, dict[str, Any], list[PageRecord]]]:
         """Fetches that never completed (a journal, no manifest), newest first: folder, header, pages."""
         base = self.root / kind
         for key, value in keys.items():
-            base /= _segment(key, value)
+            base /= names.folder(key, value)
         if not base.exists():
             return
         for folder in sorted(base.glob("run_id=*"), reverse=True):
@@ -405,6 +412,16 @@ class Landing:
                 elif "page" in entry:
                     pages.append(PageRecord(**entry["page"]))
             yield folder, header, pages
+
+    def remove_leftovers(self) -> int:
+        """Delete the temporary files of writes a killed run never finished (``.<name>.<pid>.<hex>.tmp``, see
+        :func:`atomic_write`). Only for the holder of the data directory's lock: no other writer is alive."""
+        removed = 0
+        if self.root.exists():
+            for path in self.root.rglob(".*.tmp"):
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
 
     def write_run(self, run_id: str, summary: dict[str, Any]) -> Path:
         path = self.root / "runs" / f"{run_id}.json"

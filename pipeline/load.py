@@ -55,9 +55,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyarrow.fs import FileSelector, FileType
 
+from pipeline import legacy, names
 from pipeline.errors import LandingError
 from pipeline.landing import Landing, fsync_path
-from pipeline.schema import EXECUTIONS, INSTANCES, PARTITION_COLUMNS, POLICIES, TABLES, Table
+from pipeline.listings import LISTINGS_MONTH, small_tables
+from pipeline.schema import EXECUTIONS, INSTANCES, PARTITION_COLUMNS, POLICIES, REJECTS, TABLES, Table
 from pipeline.storage import LakeStore, open_store, return_large_frees
 from pipeline.transform import (
     DEFAULT_BATCH_BYTES,
@@ -69,9 +71,6 @@ from pipeline.transform import (
     Transformer,
     TransformStats,
     lanes,
-    load_executions,
-    load_instances,
-    load_policies,
     partitions,
     plan,
 )
@@ -80,7 +79,7 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 ROW_GROUP_ROWS = 128 * 1024
-EMPTY = "__none__"  # the partition of a table's placeholder file
+EMPTY = names.PLACEHOLDER  # the partition of a table's placeholder file (no id is ever encoded to it)
 PART = "part-0.parquet"
 STAGING = "_staging"
 COMMITS = "_commits"
@@ -96,7 +95,7 @@ class LoadError(LandingError):
 
 def partition_parts(table: Table, instance_id: str, month: str | None) -> list[str]:
     """The folders of one partition of ``table``: ``[table, instance_id=I, execution_month=M]``."""
-    parts = [table.name, f"instance_id={instance_id}"]
+    parts = [table.name, names.folder("instance_id", instance_id)]
     if table.partitioned:
         parts.append(f"execution_month={month}")
     return parts
@@ -108,7 +107,7 @@ def parse_partition(relative: str) -> dict[str, str]:
     for part in relative.split("/")[1:-1]:
         name, sep, value = part.partition("=")
         if sep:
-            keys[name] = value
+            keys[name] = names.decode(value)
     return keys
 
 
@@ -175,7 +174,9 @@ class Lake:
         self.store = store
 
     def instance_files(self, table: Table, instance_id: str) -> list[str]:
-        return [f for f in self.store.files(table.name, f"instance_id={instance_id}") if f.endswith(".parquet")]
+        return [
+            f for f in self.store.files(table.name, names.folder("instance_id", instance_id)) if f.endswith(".parquet")
+        ]
 
     def open(self, path: str) -> pq.ParquetFile:
         return pq.ParquetFile(self.store.fs.open_input_file(self.store.path(path)))
@@ -209,7 +210,7 @@ class Lake:
         """Instances whose last load was a rebuild that did not finish publishing (its record says so)."""
         found = []
         for instance_id in sorted(instances):
-            name = f"instance_id={instance_id}.json"
+            name = names.folder("instance_id", instance_id) + ".json"
             if not self.store.exists(COMMITS, name):
                 continue
             try:
@@ -316,6 +317,8 @@ class LakeLoad:
             if "execution_month" not in keys:
                 log.warning("ignoring %s: not in an execution_month partition", old)
                 continue
+            if keys["execution_month"] == LISTINGS_MONTH:  # the listings' rejects: staged whole with them
+                continue
             files.append((table, keys["instance_id"], keys["execution_month"], old))
         for _, instance_id, month, old in files:
             if (instance_id, month) not in self.touched and _may_hold(self.lake.open(old), self._ids(instance_id)):
@@ -333,12 +336,16 @@ class LakeLoad:
     def _ids(self, instance_id: str) -> list[int]:
         return sorted(e for i, e in self.replace or () if i == instance_id)
 
-    def _stage_listed(self, listed: dict[str, pa.Table]) -> None:
+    def _stage_listed(self, listed: dict[str, pa.Table], listed_instances: set[str]) -> None:
         """The small tables, one file per owned instance. In an update the lake's rows that the landing no
         longer has (a new or pruned landing, a failed listing) stay: the landing's newest record wins per key,
-        and ``first_seen_run`` is the earlier of the two. A rebuild is the landing's alone."""
+        and ``first_seen_run`` is the earlier of the two. A rebuild is the landing's alone. The listings'
+        rejects are written whole (an empty file too) for every instance the landing has listings of."""
         for name, rows in listed.items():
             table = TABLES[name]
+            if table is REJECTS:
+                self._stage_listing_rejects(rows, listed_instances)
+                continue
             rows = rows.cast(table.schema)
             for instance_id in sorted(self.instances):
                 mine = rows.filter(pc.equal(rows["instance_id"], instance_id)).drop_columns(["instance_id"])
@@ -351,7 +358,17 @@ class LakeLoad:
                     writer.close()
                     self._staged.append(relative)
 
-    def commit(self, listed: dict[str, pa.Table]) -> dict[str, int]:
+    def _stage_listing_rejects(self, rows: pa.Table, listed_instances: set[str]) -> None:
+        rows = rows.cast(REJECTS.schema)
+        for instance_id in sorted(self.instances & listed_instances):
+            mine = rows.filter(pc.equal(rows["instance_id"], instance_id)).drop_columns(list(PARTITION_COLUMNS))
+            relative = "/".join([*partition_parts(REJECTS, instance_id, LISTINGS_MONTH), PART])
+            sink = pa.BufferOutputStream()
+            pq.write_table(mine, sink, **REJECTS.parquet_options)
+            self.store.write_bytes(sink.getvalue().to_pybytes(), self._staging(relative))
+            self._staged.append(relative)
+
+    def commit(self, listed: dict[str, pa.Table], listed_instances: Iterable[str] = ()) -> dict[str, int]:
         """Finish and stage every file, then publish: partitions, then the listed tables, then the record."""
         try:
             # what readers see now of the instances this load owns: listed once, for the copy and the publish
@@ -361,7 +378,7 @@ class LakeLoad:
             self._carry_over()
             for writer in self._writers.values():
                 writer.close()
-            self._stage_listed(listed)
+            self._stage_listed(listed, set(listed_instances))
             self._publish()
         except OSError as exc:
             raise LoadError(f"could not write the lake at {self.store.url}: {exc}", path=self.store.url) from exc
@@ -406,15 +423,18 @@ class LakeLoad:
                 "state": state,
                 "at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "kind": "rebuild" if self.replace is None else "update",
-                "files": [f for f in files if f"/instance_id={instance_id}/" in f],
+                "files": [f for f in files if f"/{names.folder('instance_id', instance_id)}/" in f],
             }
-            self.store.write_bytes(json.dumps(record, indent=1).encode(), COMMITS, f"instance_id={instance_id}.json")
+            self.store.write_bytes(
+                json.dumps(record, indent=1).encode(), COMMITS, names.folder("instance_id", instance_id) + ".json"
+            )
 
     def _placeholders(self) -> None:
         """Every table always has one (empty) file, in a partition named ``__none__``, so that the warehouse
         views never depend on which files exist. Every writer writes the same bytes, so races are harmless."""
         for table in TABLES.values():
-            relative = "/".join([*partition_parts(table, EMPTY, EMPTY), PART])
+            keys = [f"{key}={EMPTY}" for key in table.partition_by]  # not encoded: no id's folder is named so
+            relative = "/".join([table.name, *keys, PART])
             if not self.store.exists(relative):
                 sink = pa.BufferOutputStream()
                 pq.write_table(table.file_schema.empty_table(), sink, **table.parquet_options)
@@ -497,15 +517,15 @@ def lake_fetches(lake: Lake, instances: Iterable[str] = ()) -> dict[tuple[str, i
     id, the execution's status then). Only those instances' files are read: other jobs may be replacing theirs."""
     wanted = set(instances)
     fetched: dict[tuple[str, int], tuple[str, str | None]] = {}
-    folders = [f"instance_id={i}" for i in sorted(wanted)] if wanted else [""]
+    folders = [names.folder("instance_id", i) for i in sorted(wanted)] if wanted else [""]
     paths = [f for folder in folders for f in lake.store.files(EXECUTIONS.name, *([folder] if folder else []))]
     for relative in paths:
         instance_id = parse_partition(relative).get("instance_id")
-        if not relative.endswith(".parquet") or instance_id in (None, EMPTY):
+        if not relative.endswith(".parquet") or instance_id is None or f"/instance_id={EMPTY}/" in relative:
             continue
         parquet = lake.open(relative)
-        names = parquet.schema_arrow.names
-        columns = [c for c in ("execution_id", "tasks_run", "tasks_status") if c in names]
+        present = parquet.schema_arrow.names
+        columns = [c for c in ("execution_id", "tasks_run", "tasks_status") if c in present]
         for r in parquet.read(columns=columns).to_pylist():
             if r.get("tasks_run"):
                 fetched[(str(instance_id), r["execution_id"])] = (r["tasks_run"], r.get("tasks_status"))
@@ -520,7 +540,7 @@ def _loaded_fetches(loaded: Loaded, everything: list[Fetch]) -> Loaded:
     are no longer in the landing (pruned or lost): that is how the incremental state survives."""
     merged = dict(loaded)
     for f in everything:
-        status = f.execution.get("status")
+        status = f.execution.get("status") if f.complete else None  # an incomplete fetch is not done
         merged[f.key] = (f.run_id, status if isinstance(status, str) else None)
     return merged
 
@@ -565,7 +585,7 @@ def _migrate_versioned_layout(data_dir: Path) -> None:
             for old in sorted(folder.glob("*.parquet")):  # a small table, not partitioned yet
                 rows = pq.read_table(old)
                 for instance_id in sorted(set(rows["instance_id"].to_pylist())):
-                    target = folder / f"instance_id={instance_id}" / PART
+                    target = folder / names.folder("instance_id", instance_id) / PART
                     target.parent.mkdir(parents=True, exist_ok=True)
                     mine = rows.filter(pc.equal(rows["instance_id"], instance_id)).drop_columns(["instance_id"])
                     tmp = target.with_name(f".{PART}.migrating")
@@ -736,6 +756,7 @@ def load_lake(
     lake = open_lake(data_dir, lake_location, writer=True)
     with lake_instances(lake.store, owned):
         try:
+            legacy.repair(lake.store, owned)  # folders an older version named with raw ids: readers fail on them
             cut_short = lake.unfinished_rebuilds(owned)
             if cut_short and only is not None:
                 log.warning("a rebuild of %s was cut short while publishing: rebuilding them", ", ".join(cut_short))
@@ -752,19 +773,17 @@ def load_lake(
             if prepare is not None:
                 prepare(fetches)
 
-            def small_tables() -> dict[str, pa.Table]:
+            def listings() -> tuple[dict[str, pa.Table], set[str]]:
                 try:
-                    return {
-                        INSTANCES.name: load_instances(landing),
-                        POLICIES.name: load_policies(landing),
-                        EXECUTIONS.name: load_executions(landing, _loaded_fetches(loaded, everything)),
-                    }
+                    return small_tables(landing, _loaded_fetches(loaded, everything))
                 except OSError as exc:  # not a lake write: said as what it is
                     raise LandingError(f"could not read the landing in {data_dir}: {exc}", path=str(data_dir)) from exc
 
             work = lanes(fetches, workers or default_workers(), batch_tasks, batch_bytes)
-            summary.stats, listed = transform_lanes(work, target, small_tables)
-            summary.rows = target.commit(listed)
+            summary.stats, (listed, listed_instances) = transform_lanes(work, target, listings)
+            summary.rows = target.commit(listed, listed_instances)
+            if listed[REJECTS.name].num_rows:
+                summary.stats.rejects["listing"] = listed[REJECTS.name].num_rows
         except OSError as exc:  # a full disk, a file too large, a permission: the lake stays as it was
             target.abort()
             raise LoadError(f"could not write the lake in {lake.store.url}: {exc}", path=lake.store.url) from exc

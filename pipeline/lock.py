@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline import names
 from pipeline.errors import SwrEtlError
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ def lake_instances(store: LakeStore, instances: set[str]) -> Iterator[None]:
     folder.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         for instance_id in sorted(instances):
-            path = folder / f"instance_id={instance_id}.lock"
+            path = folder / (names.folder("instance_id", instance_id) + ".lock")
             stack.enter_context(_flock(path, "load", f"another swr-etl is loading instance {instance_id}"))
         yield
 

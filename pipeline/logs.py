@@ -2,23 +2,57 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from pipeline.text import dumps, safe_block, terminal_safe
+
 MASK = "***"
 
 
+_registered: tuple[str, ...] = ()  # secrets learnt while running: see register_secret
+_registry_lock = threading.Lock()
+
+
+def register_secret(value: str | None) -> None:
+    """Mask ``value`` from now on in every log line and error printed, whichever :class:`RedactSecrets` does it.
+
+    For secrets no environment variable holds, learnt while running: an IAM token, registered the moment it
+    is fetched. Values under 4 characters are ignored, as :class:`RedactSecrets` ignores them.
+    """
+    global _registered
+    if not value or len(value) < 4:
+        return
+    with _registry_lock:
+        if value not in _registered:
+            _registered = (*_registered, value)
+
+
 class RedactSecrets(logging.Filter):
-    """Replace every known secret value in a record's final message (a last line of defence)."""
+    """Replace every known secret value in a record's final message (a last line of defence).
+
+    Known: the values given here, and every value passed to :func:`register_secret`, before or after.
+    """
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        self.secrets = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+        self._own = frozenset(s for s in secrets if s and len(s) >= 4)
+        self._cache: tuple[tuple[str, ...] | None, list[str]] = (None, [])
+
+    @property
+    def secrets(self) -> list[str]:
+        """Longest first, so that a secret containing another is masked whole."""
+        registered = _registered
+        seen, ordered = self._cache
+        if seen is not registered:
+            ordered = sorted(self._own.union(registered), key=len, reverse=True)
+            self._cache = (registered, ordered)  # one assignment: threads never see half of it
+        return ordered
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not self.secrets:
@@ -70,9 +104,29 @@ class JsonFormatter(logging.Formatter):
         for key in ("counts", "duration_s", "event"):
             if hasattr(record, key):
                 payload[key] = getattr(record, key)
-        if record.exc_text:
-            payload["exc"] = record.exc_text
-        return json.dumps(payload, ensure_ascii=False, default=str)
+        exc = record.exc_text or (self.formatException(record.exc_info) if record.exc_info else None)
+        if exc:
+            payload["exc"] = exc
+        return dumps(payload, default=str)  # the exact text, JSON-escaped: nothing in it reaches a terminal raw
+
+
+class TextFormatter(logging.Formatter):
+    """One line per record for people: text from the API (a policy name, an ``error_msg``) can neither drive the
+    terminal nor start a line that passes for another record. A traceback keeps its lines, each indented."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%SZ")
+        self.converter = time.gmtime
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.message = record.getMessage()
+        record.asctime = self.formatTime(record, self.datefmt)
+        line = terminal_safe(self.formatMessage(record))
+        exc = record.exc_text or (self.formatException(record.exc_info) if record.exc_info else "")
+        for block in (exc, self.formatStack(record.stack_info) if record.stack_info else ""):
+            if block:
+                line += "\n" + safe_block(block)
+        return line
 
 
 def setup_logging(*, fmt: str, verbosity: int, run_id: str, secrets: Iterable[str]) -> RedactSecrets:
@@ -84,9 +138,7 @@ def setup_logging(*, fmt: str, verbosity: int, run_id: str, secrets: Iterable[st
     if fmt == "json":
         handler.setFormatter(JsonFormatter(run_id))
     else:
-        formatter = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%SZ")
-        formatter.converter = time.gmtime
-        handler.setFormatter(formatter)
+        handler.setFormatter(TextFormatter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -1,14 +1,17 @@
-"""Query results as text: an aligned table for people, CSV for spreadsheets, JSON for programs."""
+"""Query results as text: an aligned table for people, CSV for spreadsheets, JSON for programs.
+
+The table shows control characters escaped (:mod:`pipeline.text`); CSV and JSON carry every value exactly."""
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
+
+from pipeline.text import dumps, terminal_safe
 
 
 def plain(value: Any) -> Any:
@@ -26,7 +29,7 @@ def plain(value: Any) -> Any:
 
 def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> str:
     if fmt == "json":
-        return json.dumps([dict(zip(columns, map(plain, row), strict=True)) for row in rows], ensure_ascii=False) + "\n"
+        return dumps([dict(zip(columns, map(plain, row), strict=True)) for row in rows]) + "\n"
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
@@ -35,6 +38,7 @@ def render(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> s
             writer.writerow(["" if v is None else plain(v) for v in row])
         return out.getvalue()
     cells = [[_cell(v) for v in row] for row in rows]
+    columns = [terminal_safe(c) for c in columns]  # an alias in the SQL can hold anything too
     widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
@@ -47,5 +51,5 @@ def _cell(value: Any) -> str:
     if value is None:
         return "NULL"
     simple = plain(value)
-    text = json.dumps(simple, ensure_ascii=False) if isinstance(simple, list | dict) else str(simple)
+    text = terminal_safe(dumps(simple) if isinstance(simple, list | dict) else str(simple))
     return text if len(text) <= 60 else text[:57] + "..."

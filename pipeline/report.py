@@ -1,11 +1,11 @@
 """Reports for people: what the lake holds, and the replication analytics of the views in ``sql/``.
 
-Every number comes from the warehouse views, so the report, a BI tool and an ad-hoc query agree.
+Every number comes from the warehouse views, so the report, a BI tool and an ad-hoc query agree. Names come
+from the API: the text report shows their control characters escaped, the JSON carries them exactly.
 """
 
 from __future__ import annotations
 
-import json
 import unicodedata
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,10 +15,16 @@ import duckdb
 
 from pipeline import warehouse
 from pipeline.output import plain
+from pipeline.text import dumps, terminal_safe
 
 
 def _n(value: object) -> str:
-    return f"{int(value):,}" if isinstance(value, int | float) else str(value)
+    return f"{int(value):,}" if isinstance(value, int | float) else _text(value)
+
+
+def _text(value: object) -> str:
+    """A cell from the data as inert terminal text (``-`` for none)."""
+    return "-" if value is None else terminal_safe(str(value))
 
 
 def _pct(value: object) -> str:
@@ -32,7 +38,7 @@ def _cells(text: str) -> int:
 
 def _cut(text: object, width: int) -> str:
     """``text`` cut to ``width`` terminal cells and padded to exactly that width."""
-    value = "-" if text is None else str(text)
+    value = _text(text)
     if _cells(value) > width:
         while _cells(value) > width - 1:
             value = value[:-1]
@@ -159,14 +165,14 @@ def collect(data_dir: Path, *, lake: str | None = None, days: int = 30, top: int
 
 
 def render_json(data: dict[str, Any]) -> str:
-    return json.dumps(plain(data), ensure_ascii=False, indent=1) + "\n"
+    return dumps(plain(data), indent=1) + "\n"
 
 
 def render_text(data: dict[str, Any], width: int = 100) -> str:
     """The report at ``width`` columns (100 by default)."""
     t = data["totals"]
     lines = [
-        f"SWR replication report for {data['data_dir']}",
+        f"SWR replication report for {_text(data['data_dir'])}",
         f"{_n(t['instances'])} instances, {_n(t['policies'])} policies, {_n(t['executions'])} executions, "
         f"{_n(t['tasks'])} tasks, {_n(t['tags'])} tags, {_n(t['rejects'])} rejected records",
         f"newest task started {_when(t['newest_task'])} UTC",
@@ -194,7 +200,8 @@ def render_text(data: dict[str, Any], width: int = 100) -> str:
     lines.append(f"  {'started (UTC)':<17} {'status':<8} {'source -> destination':<56} {'tags':>5}")
     for f in data["recent_failures"]:
         route = f"{f['src_repository'] or '?'} -> {f['dst_repository'] or '?'}"
-        lines.append(f"  {_when(f['start_time']):<17} {f['status']:<8} {_cut(route, 56)} {_n(f['tags'] or 0):>5}")
+        status = _text(f["status"])
+        lines.append(f"  {_when(f['start_time']):<17} {status:<8} {_cut(route, 56)} {_n(f['tags'] or 0):>5}")
     lines += ["", "Drift"]
     kinds = {d["kind"]: d for d in data["drift"]["by_kind"]}
     missing, moved = kinds.get("missing"), kinds.get("moved")
@@ -208,13 +215,14 @@ def render_text(data: dict[str, Any], width: int = 100) -> str:
     for pair in data["drift"]["top_pairs"]:
         route = f"{pair['src_repository']} -> {pair['dst_repository']}"
         lines.append(f"    {_cut(route, width - 16)} {_n(pair['missing']):>8}")
-    return "\n".join(line[:width] for line in lines) + "\n"
+    # every cell is escaped already: this pass only guards a line that a later edit forgets to
+    return "\n".join(terminal_safe(line)[:width] for line in lines) + "\n"
 
 
 def _when(value: object) -> str:
     if isinstance(value, datetime):
         return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M")
-    return "-" if value is None else str(value)
+    return _text(value)
 
 
 def summary(data_dir: Path, *, lake: str | None = None, width: int = 100) -> str:
@@ -230,13 +238,13 @@ def summary(data_dir: Path, *, lake: str | None = None, width: int = 100) -> str
         artifacts, tags, rejects = one(
             "SELECT (SELECT count(*) FROM artifacts), (SELECT count(*) FROM tags), (SELECT count(*) FROM rejects)"
         )
-        lines.append(f"The lake in {data_dir} holds:")
+        lines.append(f"The lake in {_text(data_dir)} holds:")
         lines.append(
             f"  {_n(executions)} executions, {_n(tasks)} tasks, {_n(artifacts)} artifacts, {_n(tags)} tags, "
             f"{_n(rejects)} rejected records"
         )
         statuses = db.sql("SELECT status, count(*) FROM tasks GROUP BY ALL ORDER BY 2 DESC").fetchall()
-        lines.append("  tasks by status: " + ", ".join(f"{s or 'none'} {_n(n)}" for s, n in statuses))
+        lines.append("  tasks by status: " + ", ".join(f"{_text(s or 'none')} {_n(n)}" for s, n in statuses))
 
         reasons = db.sql(
             """
@@ -246,9 +254,10 @@ def summary(data_dir: Path, *, lake: str | None = None, width: int = 100) -> str
         ).fetchall()
         if reasons:
             lines += ["", "Rejected records (the task rows still load; the raw text is kept in the rejects table):"]
-            for field, reason, n in reasons:
+            for field, raw_reason, n in reasons:
+                reason = _text(raw_reason)
                 text = reason if len(reason) <= width - 30 else reason[: width - 33] + "..."
-                lines.append(f"  {n:>6}  {field:<13} {text}")
+                lines.append(f"  {n:>6}  {_text(field):<13} {text}")
 
         worst = db.sql(
             """
@@ -265,4 +274,4 @@ def summary(data_dir: Path, *, lake: str | None = None, width: int = 100) -> str
         (missing,) = one("SELECT count(*) FROM tag_drift WHERE kind = 'missing'")
         lines += ["", f"Tags listed on a copy's source but not on its destination: {_n(missing)} "]
         lines[-1] += "(view tag_drift)"
-    return "\n".join(lines) + "\n"
+    return "\n".join(map(terminal_safe, lines)) + "\n"

@@ -88,7 +88,11 @@ EXECUTIONS = Table(
             "run id of the newest listing that showed it (history stays after the API forgets)",
         ),
         ("tasks_run", pa.string(), "run id of the task fetch loaded for it (null: tasks never fetched)"),
-        ("tasks_status", pa.string(), "the execution's status when those tasks were fetched"),
+        (
+            "tasks_status",
+            pa.string(),
+            "the execution's status when those tasks were fetched (null: the fetch missed tasks)",
+        ),
     ),
     partitioned=False,
     sort_by=("instance_id", "execution_id"),
@@ -177,13 +181,23 @@ REJECTS = Table(
         ("instance_id", pa.string(), "SWR EE instance"),
         ("execution_id", pa.int64(), "execution of the task"),
         ("task_id", pa.int64(), "task (null when the task itself had no usable id)"),
-        ("field", pa.string(), "what was wrong: src_resource, dst_resource, operation, id, start_time, task, ..."),
+        (
+            "field",
+            pa.string(),
+            "what was wrong: src_resource, dst_resource, operation, id, start_time, task, ...; in a listing's "
+            "record: execution.id, execution.total, policy.src_registry.id, ...",
+        ),
         ("error", pa.string(), "why, in words"),
         ("raw", pa.string(), "the raw text as received (null when the field was missing)"),
         ("run_id", pa.string(), "fetch the record came from"),
         ("page_offset", pa.int64(), "offset of its page in that fetch (raw/tasks/.../page-<offset>.json.zst)"),
         ("position", pa.int32(), "position of the task in that page"),
-        ("execution_month", pa.string(), "partition"),
+        (
+            "execution_month",
+            pa.string(),
+            "partition: the execution's YYYY-MM; 'listings' for records of the instances, policies and "
+            "executions listings",
+        ),
     ),
     partitioned=True,
     sort_by=("execution_id", "page_offset", "position", "field"),

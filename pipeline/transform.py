@@ -50,7 +50,8 @@ import pyarrow.compute as pc
 
 from pipeline.errors import LandingError
 from pipeline.landing import Landing, decompress_page
-from pipeline.schema import ARTIFACTS, EXECUTIONS, INSTANCES, POLICIES, REJECTS, TAGS, TASKS, Table
+from pipeline.schema import ARTIFACTS, REJECTS, TAGS, TASKS, Table
+from pipeline.values import read_int
 
 log = logging.getLogger(__name__)
 
@@ -419,6 +420,9 @@ class Fetch:
     # ``task_id_repeats``; None from landings written before it was recorded): with none, a fetch in parts
     # needs no settling across its pages (see Transformer._transform).
     id_repeats: int | None = None
+    # False when the extract saw fewer tasks than the execution reports (the manifest's ``missing`` or
+    # ``incomplete``): the next run fetches it again, even when only the lake remembers it
+    complete: bool = True
 
     @property
     def tasks(self) -> int:
@@ -551,7 +555,11 @@ def plan(landing: Landing, only: Iterable[tuple[str, int]] | None = None) -> lis
     wanted = set(only) if only is not None else None
     newest: dict[tuple[str, int], Fetch] = {}
     for manifest in landing.manifests("tasks"):
-        key = (str(manifest["instance_id"]), int(manifest["execution_id"]))
+        execution_id, why = read_int(manifest.get("execution_id"))
+        if execution_id is None:  # landed by a version that fetched any id; no lake column holds this one
+            log.warning("not loading the tasks landed in %s: execution id %s", manifest["folder"], why)
+            continue
+        key = (str(manifest["instance_id"]), execution_id)
         if wanted is not None and key not in wanted:
             continue
         current = newest.get(key)
@@ -567,7 +575,8 @@ def plan(landing: Landing, only: Iterable[tuple[str, int]] | None = None) -> lis
                 for p in manifest["pages"]
             ),
             execution=dict(manifest.get("execution") or {}),
-            id_repeats=_int(manifest.get("task_id_repeats")),  # anything but 0: settled
+            id_repeats=read_int(manifest.get("task_id_repeats"))[0],  # anything but 0: settled
+            complete=not manifest.get("missing") and not manifest.get("incomplete"),
         )
     return [newest[key] for key in sorted(newest)]
 
@@ -1091,6 +1100,8 @@ class Transformer:
                 continue
             task = tasks[position]
             raw = json.dumps(task, ensure_ascii=False)
+            if pass_no and raw in _earlier_passes(fetch, offset, pass_no, position):
+                continue  # a later pass landed the same item in the same place: it was rejected with the first
             if isinstance(task, dict):
                 rejects.append(_page_reject(fetch, page, "id", "task has no id: not loaded", raw, position))
             else:
@@ -1123,6 +1134,25 @@ def _decompressed(path: str | Path, data: bytes) -> tuple[bytes, str | None]:
         return (body[len(codecs.BOM_UTF8) :] if body.startswith(codecs.BOM_UTF8) else body), None
     except ValueError as exc:
         return b"", f"page could not be decompressed: {exc} (its file is kept in the landing as it is)"
+
+
+def _earlier_passes(fetch: Fetch, offset: int, pass_no: int, position: int) -> set[str]:
+    """The item at ``position`` of the page at ``offset`` in each pass of ``fetch`` before ``pass_no``, as text.
+    An item without an id cannot be settled by id as tasks are: the same text in the same place is the same
+    item, rejected once (read only for the few such items of later passes)."""
+    found: set[str] = set()
+    for page in fetch.all_pages or fetch.pages:
+        if page[0] != offset or page[3] >= pass_no:
+            continue
+        text, broken = _page_text(fetch, page)
+        try:
+            body = json.loads(text) if broken is None else None
+        except (ValueError, RecursionError):
+            continue
+        tasks = body.get("tasks") if isinstance(body, dict) else None
+        if isinstance(tasks, list) and position < len(tasks):
+            found.add(json.dumps(tasks[position], ensure_ascii=False))
+    return found
 
 
 def _page_text(fetch: Fetch, page: Page) -> tuple[str, str | None]:
@@ -1258,121 +1288,3 @@ def describe_invalid_json(text: str) -> str:
         f"invalid JSON: a complete JSON value followed by {len(trailing)} characters of trailing text "
         f"starting {trailing[:40]!r}"
     )
-
-
-_EXECUTION_COUNTS = ("policy_id", "total", "succeed", "failed", "in_progress", "stopped")
-
-
-@dataclass(frozen=True)
-class Listed:
-    """The newest record of one listed object, and the runs that first and last listed it."""
-
-    record: dict[str, Any]
-    first_seen_run: str
-    last_seen_run: str
-
-
-def newest_records(landing: Landing, kind: str, id_type: type) -> dict[tuple[str, Any], Listed]:
-    """Every object ever listed under ``raw/<kind>`` (history stays when the API forgets it), keyed by
-    (instance id, object id); the newest listing wins. Instances are keyed by (id, id)."""
-    found: dict[tuple[str, Any], Listed] = {}
-    for manifest in landing.manifests(kind):
-        run_id = str(manifest["run_id"])
-        for page in manifest["pages"]:
-            body = json.loads(Landing.read_page(manifest["folder"], page))
-            for record in (body.get(kind) if isinstance(body, dict) else None) or []:
-                if not isinstance(record, dict) or not isinstance(record.get("id"), id_type):
-                    continue
-                instance_id = str(manifest.get("instance_id") or record["id"])
-                key = (instance_id, record["id"])
-                old = found.get(key)
-                first = min(old.first_seen_run, run_id) if old else run_id
-                newest = record if old is None or old.last_seen_run <= run_id else old.record
-                found[key] = Listed(newest, first, max(old.last_seen_run, run_id) if old else run_id)
-    return found
-
-
-def _table(table: Table, rows: Iterable[dict[str, Any]]) -> pa.Table:
-    out: dict[str, list[Any]] = {name: [] for name in table.columns}
-    for row in rows:
-        for name in table.columns:
-            out[name].append(row.get(name))
-    return pa.table(out, schema=table.schema)
-
-
-def load_instances(landing: Landing) -> pa.Table:
-    rows = []
-    for (instance_id, _), seen in sorted(newest_records(landing, "instances", str).items()):
-        r = seen.record
-        rows.append(
-            {"instance_id": instance_id, "created_at": parse_time(r.get("created_at"))}
-            | {name: _str(r.get(name)) for name in ("name", "status", "spec", "version")}
-            | {"first_seen_run": seen.first_seen_run, "last_seen_run": seen.last_seen_run}
-        )
-    return _table(INSTANCES, rows)
-
-
-def load_policies(landing: Landing) -> pa.Table:
-    rows = []
-    for (instance_id, policy_id), seen in sorted(newest_records(landing, "policies", int).items()):
-        r = seen.record
-        trigger = _dict(r.get("trigger"))
-        settings = _dict(trigger.get("trigger_settings"))
-        rows.append(
-            {
-                "instance_id": instance_id,
-                "policy_id": policy_id,
-                "src_registry_id": _int(_dict(r.get("src_registry")).get("id")),
-                "dest_registry_id": _int(_dict(r.get("dest_registry")).get("id")),
-                "trigger_type": _str(trigger.get("type")),
-                "trigger_cron": _str(settings.get("cron")),
-                "filters": None if r.get("filters") is None else json.dumps(r["filters"], ensure_ascii=False),
-                "override": _bool(r.get("override")),
-                "enabled": _bool(r.get("enabled")),
-                "created_at": parse_time(r.get("created_at")),
-                "updated_at": parse_time(r.get("updated_at")),
-                "first_seen_run": seen.first_seen_run,
-                "last_seen_run": seen.last_seen_run,
-            }
-            | {name: _str(r.get(name)) for name in ("name", "description", "dest_namespace", "repo_scope_mode")}
-        )
-    return _table(POLICIES, rows)
-
-
-def load_executions(landing: Landing, fetched: dict[tuple[str, int], tuple[str, str | None]]) -> pa.Table:
-    """Every execution ever listed, newest listing wins. ``fetched``: (instance, execution) to the run id of
-    the task fetch loaded for it and the execution's status then (what an incremental run needs)."""
-    rows = []
-    for key, seen in sorted(newest_records(landing, "executions", int).items()):
-        r = seen.record
-        rows.append(
-            {"instance_id": key[0], "execution_id": key[1]}
-            | {name: _int(r.get(name)) for name in _EXECUTION_COUNTS}
-            | {name: _str(r.get(name)) for name in ("status", "status_text", "trigger")}
-            | {
-                "created_at": parse_time(r.get("created_at")),
-                "updated_at": parse_time(r.get("updated_at")),
-                "execution_month": execution_month(r.get("created_at")),
-                "first_seen_run": seen.first_seen_run,
-                "last_seen_run": seen.last_seen_run,
-                "tasks_run": fetched[key][0] if key in fetched else None,
-                "tasks_status": fetched[key][1] if key in fetched else None,
-            }
-        )
-    return _table(EXECUTIONS, rows)
-
-
-def _int(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _bool(value: Any) -> bool | None:
-    return value if isinstance(value, bool) else None

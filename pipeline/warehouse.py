@@ -27,6 +27,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from pipeline import legacy
 from pipeline.errors import SwrEtlError
 from pipeline.schema import TABLES, Table
 from pipeline.storage import LakeStore
@@ -39,6 +40,13 @@ _VIEW_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 class WarehouseError(SwrEtlError):
     """The warehouse could not be built or queried."""
+
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+WRITE_HINT = "free some space or fix the folder's permissions, then run 'swr-etl rebuild --views-only'"
 
 
 @dataclass(frozen=True)
@@ -96,7 +104,9 @@ def duck_type(kind: pa.DataType) -> str:
 def table_view_sql(table: Table, store: LakeStore) -> str:
     """The view of one lake table: its columns in schema order, over its Parquet files (or empty, typed)."""
     columns = ", ".join(f'"{c}"' for c in table.columns)
-    pattern = store.uri(table.name, *["*"] * len(table.partition_by), "*.parquet")
+    # the lake's own path taken literally (a folder may be named "a[1]"), the rest as a glob
+    root = re.sub(r"([\[\]?*])", r"[\1]", store.url)
+    pattern = "/".join([root, table.name, *["*"] * len(table.partition_by), "*.parquet"])
     hive = ", ".join(f"'{c}': 'VARCHAR'" for c in table.partition_by)
     source = f"read_parquet('{_quote(pattern)}', hive_partitioning = true, hive_types = {{{hive}}})"
     if not any(f.endswith(".parquet") for f in store.files(table.name)):
@@ -133,13 +143,19 @@ def _build(data_dir: Path, store: LakeStore) -> Path:
     target = data_dir / WAREHOUSE
     data_dir.mkdir(parents=True, exist_ok=True)  # the work folder of a data directory in a store, on a new machine
     tmp = data_dir / f".{WAREHOUSE}.{os.getpid()}.tmp"
-    tmp.unlink(missing_ok=True)
+    _remove_dead_builds(data_dir)
     try:
         with duckdb.connect(str(tmp)) as db:
             db.execute("SET TimeZone = 'UTC'")
             attach_lake(db, store)
             for table in TABLES.values():
-                db.execute(table_view_sql(table, store))
+                try:
+                    db.execute(table_view_sql(table, store))
+                except duckdb.Error as exc:
+                    if str(tmp) in str(exc):
+                        raise  # the warehouse file could not be written (a full disk): said below
+                    message = unreadable_lake(exc, store) or f"the {table.name} files do not read: {exc}"
+                    raise WarehouseError(message) from exc
                 db.execute(f"COMMENT ON VIEW {table.name} IS '{table.doc}'")
             for view in sql_views():
                 try:
@@ -148,6 +164,8 @@ def _build(data_dir: Path, store: LakeStore) -> Path:
                         continue
                     db.execute(f"CREATE VIEW {view.name} AS {view.sql}")
                 except duckdb.Error as exc:
+                    if str(tmp) in str(exc):
+                        raise  # a full disk is not the view's fault
                     raise WarehouseError(f"sql/{view.name}.sql does not run: {exc}") from exc
                 db.execute(f"COMMENT ON VIEW {view.name} IS '{view.question.replace(chr(39), chr(39) * 2)}'")
             db.execute(
@@ -156,11 +174,34 @@ def _build(data_dir: Path, store: LakeStore) -> Path:
             )
         os.replace(tmp, target)
     except (OSError, duckdb.Error) as exc:
+        raise WarehouseError(f"could not write {target}: {exc}", hint=WRITE_HINT) from exc
+    finally:  # never left behind, whatever stopped the build
         tmp.unlink(missing_ok=True)
-        raise WarehouseError(f"could not write {target}: {exc}") from exc
-    finally:
         Path(f"{tmp}.wal").unlink(missing_ok=True)
     return target
+
+
+def _remove_dead_builds(data_dir: Path) -> None:
+    """Delete what builds killed midway left (``.warehouse.duckdb.<pid>.tmp``): those whose process is gone."""
+    for path in data_dir.glob(f".{WAREHOUSE}.*.tmp*"):
+        pid = path.name.removeprefix(f".{WAREHOUSE}.").split(".", 1)[0]
+        if pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
+            path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def unreadable_lake(exc: duckdb.Error, store: LakeStore) -> str:
+    """What to say when reading the lake failed on partition folders an older version named (else "")."""
+    return legacy.describe(store) if "partition" in str(exc).lower() else ""
 
 
 def ensure(data_dir: Path, store: LakeStore) -> Path:

@@ -114,3 +114,23 @@ def test_workers_come_from_the_environment_and_are_checked() -> None:
     assert resolve_settings({"workers": 1}, {**env, "SWR_ETL_WORKERS": "3"}).workers == 1
     with pytest.raises(ConfigError, match="workers must be from 1 to 16, got 0"):
         resolve_settings({}, {**env, "SWR_ETL_WORKERS": "0"})
+
+
+@pytest.mark.parametrize(
+    "line", ["read-timeout = nan", "connect-timeout = inf", "request-deadline = -inf", "max-response-mb = 0"]
+)
+def test_timeouts_and_limits_must_be_finite_numbers_above_zero(tmp_path: Path, line: str) -> None:
+    config = tmp_path / "swr.toml"
+    config.write_text(line + "\n")
+    key = line.split(" = ")[0].replace("-", "_")
+    with pytest.raises(ConfigError, match=rf"^config file key '{key}' must be a finite number above 0, got "):
+        resolve_settings({}, {**BASE_ENV, "SWR_AUTH_TOKEN": "tok-123456"}, config)
+
+
+def test_the_request_deadline_and_the_response_limit_have_defaults_and_sources() -> None:
+    env = {**BASE_ENV, "SWR_AUTH_TOKEN": "tok-123456"}
+    s = resolve_settings({}, env)
+    assert (s.request_deadline, s.max_response_mb) == (300.0, 64.0)
+    env |= {"SWR_ETL_REQUEST_DEADLINE": "9", "SWR_ETL_MAX_RESPONSE_MB": "8"}
+    s = resolve_settings({"request_deadline": 5.0}, env)
+    assert (s.request_deadline, s.max_response_mb) == (5.0, 8.0)

@@ -11,8 +11,11 @@ from pathlib import Path
 
 import pytest
 import zstandard
+from hypothesis import given
+from hypothesis import strategies as st
 
-from pipeline.errors import LandingError
+from pipeline import names
+from pipeline.errors import LandingError, UnusableIdError
 from pipeline.landing import Landing, atomic_write, decompress_page, new_run_id, scrub_credentials
 
 SECRET = "registry-SECRET-value"
@@ -53,6 +56,22 @@ def test_credentials_inside_malformed_embedded_json_are_masked_too() -> None:
     assert n == 2
     assert SECRET.encode() not in body
     assert json.loads(body)["tasks"][0]["src_resource"].startswith('{"type": "artifact"')
+
+
+def test_credential_keys_spelled_with_json_escapes_are_masked_at_every_level() -> None:
+    inner = '{"registry":{"credential":{"\\u0061ccess_secret":"' + SECRET + '","acc\\u0065ss_key":"reg-ak-1"}}}'
+    page = (
+        '{"tasks":[{"id":1,"src_resource":'
+        + json.dumps(inner)
+        + '}],"reg":{"\\u0061ccess_secret":"S2-'
+        + SECRET
+        + '"}}'
+    )
+    assert json.loads(json.loads(page)["tasks"][0]["src_resource"])  # valid JSON, keys spelled with escapes
+    body, n = scrub_credentials(page.encode())
+    assert n == 3
+    assert SECRET.encode() not in body and b"reg-ak-1" not in body
+    assert json.loads(body)["reg"] == {"access_secret": "***"}
 
 
 def test_credentials_in_a_body_that_is_not_json_are_masked() -> None:
@@ -198,10 +217,32 @@ def test_a_page_that_does_not_match_its_manifest_is_refused(tmp_path: Path) -> N
         Landing.read_page(manifest["folder"], page)
 
 
-@pytest.mark.parametrize("bad", ["..", ".", "a/b", "", "x\\y"])
-def test_values_from_the_api_cannot_escape_the_data_directory(tmp_path: Path, bad: str) -> None:
-    with pytest.raises(LandingError, match="cannot be used in a path"):
+@pytest.mark.parametrize("odd", ["..", ".", "a/b", "x\\y", "a=b", "q?x", "new\nline", "x%2D1", "[*]", "__none__"])
+def test_ids_from_the_api_name_one_folder_level_each_and_read_back_exactly(tmp_path: Path, odd: str) -> None:
+    writer = Landing(tmp_path).fetch("tasks", new_run_id(), instance_id=odd, execution_id=1)
+    instance_folder = writer.folder.parent.parent
+    assert instance_folder.parent == tmp_path / "raw" / "tasks"  # one level, inside the landing
+    assert names.decode(instance_folder.name.removeprefix("instance_id=")) == odd
+    assert not set(instance_folder.name) & set("/\\?*[]\n")  # no path level, no glob, no line break
+    assert instance_folder.name.count("=") == 1
+
+
+@pytest.mark.parametrize("bad", ["", "x" * 231, "é" * 39])
+def test_an_id_no_folder_can_be_named_by_is_refused_for_itself(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(UnusableIdError):
         Landing(tmp_path).fetch("tasks", new_run_id(), instance_id=bad, execution_id=1)
+
+
+_IDS = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=19)  # 19 x 12 bytes < 230
+
+
+@given(_IDS, _IDS)
+def test_the_folder_encoding_is_reversible_and_never_merges_two_ids(a: str, b: str) -> None:
+    assert names.decode(names.encode(a)) == a
+    assert names.canonical(names.encode(a))
+    assert (names.encode(a) == names.encode(b)) == (a == b)
+    assert names.encode(a) != names.PLACEHOLDER
+    assert set(names.encode(a)) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._%")
 
 
 def test_atomic_write_leaves_no_temporary_file(tmp_path: Path) -> None:
