@@ -163,7 +163,7 @@ class Extractor:
             writer.add(_land(writer, response, offset, limit, len(page_rows), total))
             return page_rows, total
 
-        for page in iterate_pages(fetch, MAX_LIMIT):
+        for page in iterate_pages(fetch, MAX_LIMIT, key=_row_key):
             for row in page.rows:
                 rows.setdefault(_row_key(row), row)
         writer.complete(rows=len(rows), filters=extra)

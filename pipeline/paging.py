@@ -14,7 +14,7 @@ hard cap of pages; and it goes on past a total that a full page runs beyond.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -161,11 +161,22 @@ class Page(Generic[T]):
     total: int
 
 
-def iterate_pages(fetch: Callable[[int, int], tuple[Sequence[T], int]], limit: int = MAX_LIMIT) -> Iterator[Page[T]]:
-    """Page through a listing one request at a time. ``fetch(offset, limit)`` returns ``(rows, total)``."""
+def iterate_pages(
+    fetch: Callable[[int, int], tuple[Sequence[T], int]],
+    limit: int = MAX_LIMIT,
+    key: Callable[[T], Hashable] | None = None,
+) -> Iterator[Page[T]]:
+    """Page through a listing one request at a time. ``fetch(offset, limit)`` returns ``(rows, total)``;
+    ``key``, when given, tells rows apart, so that a full page of rows seen before ends the listing."""
     paginator = OffsetPaginator(limit)
+    seen: set[Hashable] = set()
     while offsets := paginator.take(1):
         (offset,) = offsets
         rows, total = fetch(offset, limit)
-        paginator.record(offset, len(rows), total)
+        fresh = None
+        if key is not None:
+            before = len(seen)
+            seen.update(key(row) for row in rows)
+            fresh = len(seen) - before
+        paginator.record(offset, len(rows), total, fresh=fresh)
         yield Page(offset, limit, rows, total)

@@ -315,3 +315,14 @@ def test_whatever_the_totals_say_paging_ends_and_a_total_that_covers_the_list_ge
         assert rows == listing.rows
     else:
         assert rows == listing.rows[: len(rows)]  # a prefix: the list runs on past what any total says
+
+
+def test_a_listing_that_repeats_its_first_page_under_a_huge_total_ends_at_the_first_repeat() -> None:
+    asked: list[int] = []
+
+    def liar(offset: int, limit: int) -> tuple[list[dict[str, int]], int]:
+        asked.append(offset)
+        return [{"id": k} for k in range(limit)], 10**7  # the same rows whatever the offset
+
+    pages = list(iterate_pages(liar, 10, key=lambda row: row["id"]))
+    assert asked == [0, 10] and len(pages) == 2
