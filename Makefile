@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+RUNTIME := $(VENV)/.installed-run
 STAMP  := $(VENV)/.installed-test
 
 .DEFAULT_GOAL := help
@@ -13,13 +14,18 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
+# what `swr-etl` needs to run, and nothing else (the test toolchain is hundreds of MB more)
+$(RUNTIME): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $(RUNTIME)
+
+$(STAMP): $(RUNTIME)
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
 venv: $(STAMP) ## create .venv and install the package with its test extras
 
-run: $(STAMP) ## the demo: sandbox API on loopback, full pipeline, summary
+run: $(RUNTIME) ## the demo: sandbox API on loopback, full pipeline, summary (runtime dependencies only)
 	$(BIN)/swr-etl demo
 
 test: $(STAMP) lint ## lint, type-check and run the whole test suite
