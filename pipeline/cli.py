@@ -1,7 +1,8 @@
 """The ``swr-etl`` command line. The only place that turns errors into ``error: ...`` and an exit status.
 
 Exit status: 0 done; 1 failed (API error after retries, bad credentials, I/O); 2 bad usage or configuration;
-3 done but records were rejected and ``--strict`` was given.
+3 done but records were rejected and ``--strict`` was given; 130 interrupted. The global flags, the run's state
+and its summaries are in :mod:`pipeline.invocation`; the error line and the statuses in :mod:`pipeline.outcome`.
 """
 
 from __future__ import annotations
@@ -9,11 +10,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import sys
 import threading
-import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -22,18 +23,19 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 import duckdb
 
-from pipeline import __version__
+from pipeline import __version__, preflight
 from pipeline.client import SwrClient
-from pipeline.config import SECRET_ENV, Credentials, Settings, resolve_settings
+from pipeline.config import Credentials, Settings, resolve_settings
 from pipeline.errors import SwrEtlError
-from pipeline.extract import ExtractFailed, Extractor, ExtractSummary, Progress
-from pipeline.landing import new_run_id
+from pipeline.extract import ExtractFailed, Extractor, ExtractSummary
+from pipeline.invocation import Group, State, global_flags
 from pipeline.lock import exclusive
-from pipeline.logs import RedactSecrets, setup_logging
+from pipeline.outcome import Interrupted, print_error, requested_format, requested_verbose, settle_extract
 from pipeline.text import dumps
 
 if TYPE_CHECKING:
     from pipeline.mirror import Mirror
+    from pipeline.progress import RichProgress
 
 log = logging.getLogger("pipeline")
 
@@ -63,37 +65,6 @@ class UploadFailed(SwrEtlError):
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class State:
-    """Per-invocation state shared by the commands: logging set-up and the redactor."""
-
-    def __init__(self, log_format: str, verbosity: int, progress: bool | None) -> None:
-        self.log_format = log_format
-        self.verbosity = verbosity
-        self.progress = progress
-        self.run_id = new_run_id()
-        self.redactor = setup_logging(
-            fmt=log_format, verbosity=verbosity, run_id=self.run_id, secrets=_env_secrets(os.environ)
-        )
-
-    def show_progress(self) -> bool:
-        if self.progress is not None:
-            return self.progress
-        return self.log_format == "text" and self.verbosity >= 0 and sys.stderr.isatty()
-
-    def summary(self, stage: str, line: str, counts: dict[str, Any]) -> None:
-        """The final line of a stage: text for people, one JSON object for schedulers. Always printed."""
-        if self.log_format == "json":
-            payload = {"event": "summary", "run_id": self.run_id, "stage": stage, **counts}
-            click.echo(dumps(payload, default=str))
-        else:
-            click.echo(line)
-
-
-def _env_secrets(environ: Mapping[str, str]) -> list[str]:
-    """Every secret the environment holds: masked in every log line and error, whatever the command."""
-    return [environ[k].strip() for k in SECRET_ENV if environ.get(k, "").strip()]
-
-
 LAKE_OPTION = click.option(
     "--lake",
     metavar="PATH|s3://BUCKET/PREFIX",
@@ -108,14 +79,23 @@ WORK_DIR_OPTION = click.option(
 )
 
 
+CONFIG_OPTION = click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path),
+    envvar="SWR_ETL_CONFIG",
+    help="TOML file with the same keys as the flags [env SWR_ETL_CONFIG].",
+)
+
+
 def location_options(func: F) -> F:
-    """Where the data is: ``--data-dir``, ``--lake``, ``--work-dir``."""
+    """Where the data is: ``--data-dir``, ``--lake``, ``--work-dir``, and ``--config``, which may say so too."""
     data_dir = click.option(
         "--data-dir",
         type=click.Path(path_type=Path),
         help="Data directory, or s3://bucket/prefix [env SWR_ETL_DATA_DIR; default ./data].",
     )
-    return data_dir(LAKE_OPTION(WORK_DIR_OPTION(func)))
+    return data_dir(LAKE_OPTION(WORK_DIR_OPTION(CONFIG_OPTION(func))))
 
 
 def scope_options(func: F) -> F:
@@ -164,13 +144,6 @@ def scope_options(func: F) -> F:
             help="CA certificates for the endpoint [env SWR_ETL_CA_BUNDLE].",
         ),
         click.option("--insecure", is_flag=True, default=None, help="Do not verify TLS at all (warns loudly)."),
-        click.option(
-            "--config",
-            "config_file",
-            type=click.Path(path_type=Path),
-            envvar="SWR_ETL_CONFIG",
-            help="TOML file with the same keys as these flags [env SWR_ETL_CONFIG].",
-        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -182,18 +155,9 @@ def settings_from(flags: dict[str, Any], *, need_api: bool = True) -> Settings:
     return resolve_settings(flags, os.environ, config_file, need_api=need_api)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="swr-etl")
-@click.option(
-    "--log-format",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="json: one object per line on stderr, and a JSON summary on stdout (for schedulers).",
-)
-@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug, -vvv HTTP connections).")
-@click.option("-q", "--quiet", is_flag=True, help="Errors and the summary line only.")
-@click.option("--progress/--no-progress", default=None, help="Progress bars (default: only on a terminal).")
+@global_flags  # every command takes them after its name too (see pipeline.invocation)
 @click.pass_context
 def cli(ctx: click.Context, log_format: str, verbose: int, quiet: bool, progress: bool | None) -> None:
     """SWR Enterprise Edition replication tasks into a Parquet lake and a DuckDB warehouse.
@@ -204,7 +168,8 @@ def cli(ctx: click.Context, log_format: str, verbose: int, quiet: bool, progress
       export CLOUD_SDK_AK=... CLOUD_SDK_SK=...
       swr-etl extract --concurrency 8
     """
-    ctx.obj = State(log_format, -1 if quiet else verbose, progress)
+    # logging is set up once the command's own flags are read too: see pipeline.invocation.Command
+    ctx.ensure_object(State).given_before(log_format=log_format, verbose=verbose, quiet=quiet, progress=progress)
 
 
 @cli.command("extract")
@@ -218,6 +183,7 @@ def extract_cmd(state: State, /, **flags: Any) -> None:
       swr-etl extract --instance-id 6f1c... --policy-id 3 --data-dir /srv/swr
     """
     settings = settings_from(flags)
+    preflight.require(*preflight.checks("extract", settings))  # setup mistakes, before the first request
     with exclusive(settings.data_dir, "extract"):
         _run_extract(state, settings, _mirror(settings))
 
@@ -245,6 +211,7 @@ def run_cmd(state: State, /, **flags: Any) -> None:
       swr-etl run --data-dir /srv/swr-lake --strict
     """
     settings = settings_from(flags)
+    preflight.require(*preflight.checks("run", settings))  # setup mistakes, before the first request
     with exclusive(settings.data_dir, "run"):
         _run(state, settings)
 
@@ -258,8 +225,10 @@ def _run(state: State, settings: Settings) -> None:
     except ExtractFailed as exc:  # load what did arrive, then report the failure
         failure, complete = exc, exc.summary.complete
     # an API failure outranks rejected records: exit 1, not 3
+    state.stage = "load"
     _load(state, settings, only=complete, strict=settings.strict and failure is None, stage="load", mirror=mirror)
     if failure is not None:
+        state.stage = "extract"  # the stage the error line names: the extract's failure, raised after the load
         raise failure
 
 
@@ -279,6 +248,8 @@ def _load(
     if mirror is not None and not mirror.synced:
         mirror.pull_state()  # a rebuild on a new machine: the landing's state, before planning
         _push(mirror, settings, raise_error=True)  # what an earlier run could not upload, before the lake has it
+        if only is None:  # a rebuild: the store's landing is known now that its state is pulled
+            preflight.require(preflight.landing(settings.data_dir, f"{settings.remote}/raw"))
     summary = load_lake(
         settings.data_dir,
         version=state.run_id,
@@ -309,25 +280,15 @@ def _load(
 @WORKERS_OPTION
 @click.option("--views-only", is_flag=True, help="Only rewrite warehouse.duckdb (after moving the data directory).")
 @click.pass_obj
-def rebuild_cmd(
-    state: State,
-    data_dir: Path | None,
-    lake: str | None,
-    work_dir: Path | None,
-    instance_ids: tuple[str, ...],
-    strict: bool | None,
-    workers: int | None,
-    views_only: bool,
-) -> None:
+def rebuild_cmd(state: State, /, views_only: bool, **flags: Any) -> None:
     """Transform and load the whole lake again from the raw landing alone, with no API call.
 
     \b
     Example:
       swr-etl rebuild --data-dir /srv/swr-lake
     """
-    flags: dict[str, Any] = {"data_dir": data_dir, "lake": lake, "work_dir": work_dir, "workers": workers}
-    flags |= {"instance_ids": instance_ids, "strict": strict}
-    settings = resolve_settings(flags, os.environ, None, need_api=False)
+    settings = settings_from(flags, need_api=False)
+    preflight.require(*preflight.checks("views" if views_only else "rebuild", settings))
     if views_only:
         from pipeline import warehouse
 
@@ -348,7 +309,7 @@ def rebuild_cmd(
     show_default=True,
     help="table for people, csv for spreadsheets, json (an array of objects) for programs.",
 )
-def query_cmd(sql: str, data_dir: Path | None, lake: str | None, work_dir: Path | None, fmt: str) -> None:
+def query_cmd(sql: str, fmt: str, **flags: Any) -> None:
     """Run SQL on the warehouse (read-only): every lake table and every view of sql/.
 
     \b
@@ -358,13 +319,16 @@ def query_cmd(sql: str, data_dir: Path | None, lake: str | None, work_dir: Path 
     from pipeline import warehouse
     from pipeline.output import render
 
-    flags = {"data_dir": data_dir, "lake": lake, "work_dir": work_dir}
-    settings = resolve_settings(flags, os.environ, None, need_api=False)
+    settings = settings_from(flags, need_api=False)
     with warehouse.connect(settings.data_dir, settings.lake) as db:
         try:
             relation = db.sql(sql)
         except duckdb.Error as exc:
-            raise QueryError(str(exc).split("\n")[0]) from exc
+            # DuckDB's hints ('Did you mean "tasks"?', candidate bindings) follow on lines of their own: all of
+            # them go on the one error line (made inert by main), without a parse error's caret, which then
+            # points at nothing
+            lines = [line.strip() for line in str(exc).split("\n") if line.strip().strip("^")]
+            raise QueryError("; ".join(lines)) from exc
         if relation is None:
             return
         columns = list(relation.columns)
@@ -390,15 +354,7 @@ def query_cmd(sql: str, data_dir: Path | None, lake: str | None, work_dir: Path 
     type=click.Path(path_type=Path, dir_okay=False),
     help="Also write the report with charts as one self-contained HTML file (opens offline).",
 )
-def report_cmd(
-    data_dir: Path | None,
-    lake: str | None,
-    work_dir: Path | None,
-    fmt: str,
-    days: int,
-    top: int,
-    html_file: Path | None,
-) -> None:
+def report_cmd(fmt: str, days: int, top: int, html_file: Path | None, **flags: Any) -> None:
     """Replication analytics: health per policy, failing repositories, recent failures, drift.
 
     Every number comes from the warehouse views (policy_health, repository_replication, failures, tag_drift,
@@ -411,8 +367,7 @@ def report_cmd(
     """
     from pipeline.report import collect, render_json, render_text
 
-    flags = {"data_dir": data_dir, "lake": lake, "work_dir": work_dir}
-    settings = resolve_settings(flags, os.environ, None, need_api=False)
+    settings = settings_from(flags, need_api=False)
     data = collect(settings.data_dir, lake=settings.lake, days=days, top=top)
     click.echo(render_json(data) if fmt == "json" else render_text(data), nl=False)
     if html_file is not None:
@@ -434,24 +389,31 @@ def _mirror(settings: Settings) -> Mirror | None:
 
 
 def _run_extract(state: State, settings: Settings, mirror: Mirror | None) -> ExtractSummary:
-    """Extract, and print the summary line whatever happens (a failure's ``error:`` line follows it)."""
+    """Extract, and print the summary line whatever happens (a failure's ``error:`` line follows it), with the
+    status the run record gets too."""
+    state.stage = "extract"
     log.info("extracting from %s into %s", settings.endpoint, settings.remote or settings.data_dir)
     if mirror is not None:
         mirror.pull_state()  # what is landed already: the incremental state
     uploads = _uploading(mirror) if mirror is not None else contextlib.nullcontext()
     with SwrClient(settings) as client, _progress(state) as progress:
         extractor = Extractor(settings, client, run_id=state.run_id, progress=progress)
-        done = False
+        failure: BaseException | None = None
         try:
             with uploads:  # stopped before the last upload below: never two at once
                 summary = extractor.run()
-            done = True
+        except BaseException as exc:
+            failure = exc
+            raise
         finally:
+            if progress is not None:
+                progress.stop()  # the bars erased first: drawn again, they would overwrite the summary line
+            settle_extract(extractor, failure, state.redactor.redact)
             raw = f"{settings.remote}/raw" if settings.remote else settings.data_dir / "raw"
-            line = extractor.summary.line() + (f" -> {raw}" if done else "")
+            line = extractor.summary.line() + (f" -> {raw}" if failure is None else "")
             state.summary("extract", line, asdict(extractor.summary))
-            if mirror is not None:
-                _push(mirror, settings, raise_error=done)  # even after a failure: what landed whole is kept
+            if mirror is not None:  # even after a failure: what landed whole is kept
+                _push(mirror, settings, raise_error=failure is None)
     return summary
 
 
@@ -498,7 +460,7 @@ def _push(mirror: Mirror, settings: Settings, *, raise_error: bool) -> None:
 
 
 @contextmanager
-def _progress(state: State) -> Iterator[Progress | None]:
+def _progress(state: State) -> Iterator[RichProgress | None]:
     if not state.show_progress():
         yield None
         return
@@ -506,6 +468,25 @@ def _progress(state: State) -> Iterator[Progress | None]:
 
     with RichProgress() as progress:
         yield progress
+
+
+@cli.command("doctor")
+@scope_options
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", help="text, or json for scripts.")
+@click.pass_obj
+def doctor_cmd(state: State, /, fmt: str, **flags: Any) -> None:
+    """Check the settings, the endpoint (network, TLS), the credentials, the project, the data directory,
+    the lake, the free space and the warehouse: one line per check, with what to do. Exit 1 if any failed.
+
+    \b
+    Example:
+      swr-etl doctor --data-dir /srv/swr-lake
+    """
+    from pipeline import doctor
+
+    report = doctor.diagnose(lambda need_api: settings_from(dict(flags), need_api=need_api))
+    click.echo(doctor.render(report, fmt, state.redactor.redact), nl=False)
+    report.raise_for_failures()
 
 
 @cli.command("sandbox")
@@ -567,12 +548,12 @@ def sandbox_cmd(host: str, port: int, seed: int, scale: float, truth: bool, cach
     type=click.Path(path_type=Path),
     default=Path("data/demo"),
     show_default=True,
-    help="Where the demo lands its data.",
+    help="A new or empty folder, or one an earlier demo made: the demo writes in no other.",
 )
 @click.option("--seed", default=0, type=int, show_default=True, help="Seed of the sandbox world.")
 @click.option("--scale", default=1.0, type=float, show_default=True, help="Size of the sandbox world.")
 @click.option("--concurrency", default=8, type=int, show_default=True, help="Requests in flight at once.")
-@click.option("--clean/--no-clean", default=True, show_default=True, help="Start from an empty data directory.")
+@click.option("--clean/--no-clean", default=True, show_default=True, help="Empty the demo's own folder first.")
 @click.pass_obj
 def demo_cmd(state: State, data_dir: Path, seed: int, scale: float, concurrency: int, clean: bool) -> None:
     """Start the sandbox API on a free loopback port, run the whole pipeline against it, and show what it found.
@@ -585,20 +566,24 @@ def demo_cmd(state: State, data_dir: Path, seed: int, scale: float, concurrency:
       swr-etl demo --scale 2
       swr-etl query "SELECT * FROM repository_failures ORDER BY failed DESC LIMIT 5" --data-dir data/demo
     """
+    from pipeline import demo
     from pipeline.report import summary
     from pipeline.sandbox import Faults, SandboxConfig, SandboxServer
 
     faults = Faults(rate_bad_resource=0.01, rate_object_resource=0.02, rate_429=0.03, retry_after_s=0.2)
     config = SandboxConfig(seed=seed, scale=scale, faults=faults)
+    workers = demo.workers(os.environ)
+    demo.claim(data_dir)  # a folder the demo did not make is refused here, before anything is written in it
     with exclusive(data_dir, "demo"), SandboxServer(config) as server:
-        if clean and (data_dir / "raw").exists():
-            _remove_demo_data(data_dir)
+        if clean:
+            demo.clean(data_dir)
         settings = Settings(
             endpoint=server.url,
             project_id=config.project_id,
             credentials=Credentials("token", token=config.token),
             data_dir=data_dir,
             concurrency=concurrency,
+            workers=workers,
         )
         if state.log_format == "text":
             click.echo(f"demo: the sandbox SWR API is serving a synthetic world on {server.url}")
@@ -607,54 +592,44 @@ def demo_cmd(state: State, data_dir: Path, seed: int, scale: float, concurrency:
         click.echo("")
         click.echo(summary(data_dir), nl=False)
         click.echo("")
+        exe = _invoked_as()
         click.echo("Next: ask your own questions (plain SQL over every table and view), for example")
-        click.echo(f"  swr-etl query \"SELECT * FROM tag_drift WHERE kind = 'missing' LIMIT 10\" --data-dir {data_dir}")
-        click.echo(f"  swr-etl report --data-dir {data_dir} --html report.html")
-        warehouse_file = data_dir / "warehouse.duckdb"
-        click.echo(f"  duckdb -readonly {warehouse_file}   (the DuckDB CLI, or any BI tool that reads DuckDB)")
+        click.echo(f"  {exe} query \"SELECT * FROM tag_drift WHERE kind = 'missing' LIMIT 10\" --data-dir {data_dir}")
+        click.echo(f"  {exe} report --data-dir {data_dir} --html {data_dir / 'report.html'}")
+        click.echo(f'  {exe} query "SHOW TABLES" --data-dir {data_dir}')
+        click.echo(f"  (any DuckDB client or BI tool can open {data_dir / 'warehouse.duckdb'} read-only)")
 
 
-def _remove_demo_data(data_dir: Path) -> None:
-    """Empty a demo data directory: only what the pipeline writes there, nothing else."""
-    import shutil
-
-    for name in ("raw", ".lake", "lake"):
-        if (data_dir / name).is_symlink():
-            (data_dir / name).unlink()
-        shutil.rmtree(data_dir / name, ignore_errors=True)
-    (data_dir / "warehouse.duckdb").unlink(missing_ok=True)
+def _invoked_as() -> str:
+    """How to type this command again from here: ``swr-etl`` when that is what the PATH finds, else the path it
+    was started by (``.venv/bin/swr-etl`` under ``make run``), or ``python -m pipeline``."""
+    started = Path(sys.argv[0])
+    if started.name == "__main__.py":
+        return f"{os.path.relpath(sys.executable)} -m pipeline"
+    found = shutil.which("swr-etl")
+    if found and Path(found).resolve() == started.resolve():
+        return "swr-etl"
+    return str(started)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``swr-etl`` and ``python -m pipeline``."""
-    from pipeline.text import terminal_safe  # every error line shows control characters, never obeys them
-
-    verbose = any(
-        a in ("-v", "--verbose") or (a.startswith("-v") and set(a[1:]) == {"v"}) for a in argv or sys.argv[1:]
-    )
+    args = sys.argv[1:] if argv is None else list(argv)
+    state = State()  # here, so that an error before the command starts still has the run id and the format
     signal.signal(signal.SIGTERM, _terminated)
     try:
         # color=True: click.echo writes text as given, instead of dropping only some escape sequences when the
         # output is not a terminal; text for people is made inert by pipeline.text, and CSV stays exact.
-        code = cli.main(args=argv, prog_name="swr-etl", standalone_mode=False, color=True)
-    except click.exceptions.Abort:
+        code = cli.main(args=args, prog_name="swr-etl", standalone_mode=False, color=True, obj=state)
+    except (click.exceptions.Abort, Interrupted) as exc:
         # Ctrl-C: every file on disk is whole (atomic writes), so leave now rather than wait for requests
         # still in flight; the next run picks up from what was landed.
-        click.echo("error: interrupted", err=True)
+        _fail(state, exc, args)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(130)
-    except click.UsageError as exc:
-        where = f"swr-etl {exc.ctx.info_name} --help" if exc.ctx and exc.ctx.parent else "swr-etl --help"
-        click.echo(terminal_safe(f"error: {exc.format_message()} (see '{where}')"), err=True)
-        sys.exit(2)
-    except click.ClickException as exc:
-        click.echo(terminal_safe(f"error: {exc.format_message()}"), err=True)
-        sys.exit(exc.exit_code)
-    except SwrEtlError as exc:
-        _fail(exc, verbose)
-    except Exception as exc:  # a bug of ours: still one redacted line, the traceback only with -v
-        _fail(exc, verbose)
+    except Exception as exc:  # usage, configuration, the API, I/O, a bug of ours: one error line each
+        sys.exit(_fail(state, exc, args))
     sys.exit(code if isinstance(code, int) else 0)
 
 
@@ -664,19 +639,12 @@ def _terminated(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _fail(exc: Exception, verbose: bool) -> None:
-    """The one ``error:`` line (after the traceback with -v): secrets masked, text from the API made inert, and
-    the traceback indented, so that no line of it passes for the ``error:`` line or a log line."""
-    from pipeline.text import safe_block, terminal_safe
-
-    redact = RedactSecrets(_env_secrets(os.environ)).redact
-    if verbose:
-        click.echo(safe_block(redact("".join(traceback.format_exception(exc)))), err=True)
-    if isinstance(exc, SwrEtlError):
-        message = f"error: {exc}" + (f" ({exc.hint})" if exc.hint else "")
-        code = exc.exit_code
+def _fail(state: State, exc: BaseException, args: list[str]) -> int:
+    """Print the one error line in the run's log format (see :func:`pipeline.outcome.print_error`); return the
+    exit status. An error found while click reads the arguments takes the format they ask for."""
+    if state.started:
+        fmt, verbose = state.log_format, state.verbosity > 0
     else:
-        message = f"error: unexpected {type(exc).__name__}: {exc} (a bug: please report it with the output of -v)"
-        code = 1
-    click.echo(terminal_safe(redact(message)), err=True)
-    sys.exit(code)
+        fmt, verbose = requested_format(args, os.environ), requested_verbose(args)
+    redact = state.redactor.redact
+    return print_error(exc, fmt=fmt, verbose=verbose, run_id=state.run_id, stage=state.stage, redact=redact)

@@ -284,7 +284,8 @@ def resolve_settings(
     for name in POSITIVE_NUMBERS:  # nan passes "<= 0" and inf passes everything: both are refused here
         if name in values and not (math.isfinite(values[name]) and values[name] > 0):
             problems.append(f"{sources[name]} must be a finite number above 0, got {values[name]:g}")
-    if values.get("ca_bundle") and not Path(values["ca_bundle"]).is_file():
+    # only for a command that calls the API: a config file shared with a BI host may name a CA file it lacks
+    if need_api and values.get("ca_bundle") and not Path(values["ca_bundle"]).is_file():
         problems.append(f"--ca-bundle {values['ca_bundle']} is not a file")
     if values.get("ca_bundle") and values.get("insecure"):
         problems.append("--ca-bundle and --insecure contradict each other: give one")

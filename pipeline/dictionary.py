@@ -7,6 +7,7 @@ file is not what this prints.
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 
@@ -37,16 +38,20 @@ def render() -> str:
         data_dir = Path(tmp)
         (data_dir / "lake").mkdir()
         with duckdb.connect(str(warehouse.build(data_dir)), read_only=True) as db:
-            for view in warehouse.sql_views():
+            for view in sorted(warehouse.sql_views(), key=lambda v: v.name):
                 source = f"{view.name}()" if view.is_macro else view.name
                 columns = db.sql(f"DESCRIBE SELECT * FROM {source}").fetchall()
-                call = (
-                    f"`{view.name}(threshold := INTERVAL ...)` (a table macro)" if view.is_macro else f"`{view.name}`"
-                )
+                call = f"`{_signature(view)}` (a table macro)" if view.is_macro else f"`{view.name}`"
                 lines += ["", f"### {call}", "", view.question, ""]
                 lines += ["| column | type |", "|---|---|"]
                 lines += [f"| `{name}` | {kind} |" for name, kind, *_ in columns]
     return "\n".join(lines) + "\n"
+
+
+def _signature(view: warehouse.SqlView) -> str:
+    """A macro's name and parameters with their defaults, as its file declares them."""
+    found = re.search(rf"CREATE\s+MACRO\s+({view.name}\s*\(.*?\))\s+AS\s+TABLE", view.sql, re.I | re.S)
+    return " ".join(found.group(1).split()) if found else f"{view.name}(...)"
 
 
 if __name__ == "__main__":

@@ -71,6 +71,10 @@ class ExtractSummary:
     """What one extract did; written to ``raw/runs/<run_id>.json`` and printed as the summary line."""
 
     run_id: str
+    # ok; partial: some executions in scope are landed whole (now or earlier) and others are not (failed,
+    # incomplete, not reached); failed: none is. Set by settle() once the stage is over.
+    status: str = "ok"
+    error: str | None = None  # when not ok, why: the error that ended the stage, or what is missing
     instances: int = 0
     policies: int = 0
     executions: int = 0
@@ -92,6 +96,23 @@ class ExtractSummary:
     elapsed_s: float = 0.0
     errors: list[str] = field(default_factory=list)
     complete: list[tuple[str, int]] = field(default_factory=list)  # executions whose fetch completed
+
+    def settle(self, error: str | None = None, *, stopped: bool = False) -> None:
+        """Set ``status`` and ``error`` once the stage is over. ``error``: the message of the exception that ended
+        it, if one did; ``stopped``: that exception ended it early (it is then added to ``errors`` too), rather
+        than reporting the failures ``errors`` already lists (:class:`ExtractFailed`)."""
+        if error is not None and stopped and error not in self.errors:
+            self.errors.append(error)
+        if error is None and self.errors:
+            error = self.errors[0]
+        if error is None and self.executions_incomplete:
+            error = (
+                f"{self.executions_incomplete} executions incomplete, {self.missing_tasks} tasks missing: "
+                "the next run fetches them again"
+            )
+        landed = self.executions_complete + self.executions_unchanged
+        self.status = "ok" if error is None else "partial" if landed else "failed"
+        self.error = error
 
     def line(self) -> str:
         parts = [

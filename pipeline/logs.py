@@ -85,6 +85,22 @@ STAGE_OF = {
 }
 
 
+def json_fields(
+    *, level: str, logger: str, stage: str, run_id: str, msg: str, created: float | None = None
+) -> dict[str, Any]:
+    """The fields every JSON line on stderr starts with, log line or final error: time, level, logger, stage,
+    run id and message."""
+    when = datetime.fromtimestamp(time.time() if created is None else created, UTC)
+    return {
+        "ts": when.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "level": level,
+        "logger": logger,
+        "stage": stage,
+        "run_id": run_id,
+        "msg": msg,
+    }
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, stage, message, run id, and any ``extra`` fields."""
 
@@ -93,14 +109,15 @@ class JsonFormatter(logging.Formatter):
         self.run_id = run_id
 
     def format(self, record: logging.LogRecord) -> str:
-        payload: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "stage": STAGE_OF.get(record.name, "sandbox" if record.name.startswith("pipeline.sandbox") else "cli"),
-            "run_id": self.run_id,
-            "msg": record.getMessage(),
-        }
+        stage = STAGE_OF.get(record.name, "sandbox" if record.name.startswith("pipeline.sandbox") else "cli")
+        payload = json_fields(
+            level=record.levelname.lower(),
+            logger=record.name,
+            stage=stage,
+            run_id=self.run_id,
+            msg=record.getMessage(),
+            created=record.created,
+        )
         for key in ("counts", "duration_s", "event"):
             if hasattr(record, key):
                 payload[key] = getattr(record, key)
@@ -132,7 +149,7 @@ class TextFormatter(logging.Formatter):
 def setup_logging(*, fmt: str, verbosity: int, run_id: str, secrets: Iterable[str]) -> RedactSecrets:
     """Configure the root logger on stderr. ``verbosity``: -1 quiet, 0 warnings+summary, 1 info, 2 debug."""
     level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _Stderr()
     redactor = RedactSecrets(secrets)
     handler.addFilter(redactor)
     if fmt == "json":
@@ -146,4 +163,32 @@ def setup_logging(*, fmt: str, verbosity: int, run_id: str, secrets: Iterable[st
     root.setLevel(level)
     # urllib3 logs every connection at DEBUG: useful, but only when asked for twice.
     logging.getLogger("urllib3").setLevel(logging.DEBUG if verbosity >= 3 else logging.WARNING)
+    # Python's warnings and a thread's uncaught exception are records too: in the chosen format, never raw
+    # text among JSON lines
+    logging.captureWarnings(True)
+    threading.excepthook = _log_thread_exception
     return redactor
+
+
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler writing to ``sys.stderr`` as it is at each record, not as it was at set-up: the progress bars
+    replace it while they are drawn, and print what is written to it above themselves instead of under them."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass  # always sys.stderr
+
+
+def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    exc_info = (args.exc_type, args.exc_value, args.exc_traceback)
+    logging.getLogger("pipeline").error("thread %s failed", name, exc_info=exc_info)  # type: ignore[arg-type]

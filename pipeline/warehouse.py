@@ -10,11 +10,13 @@ its httpfs extension; ``swr-etl`` itself needs none: it hands DuckDB the lake's 
 (:meth:`pipeline.storage.LakeStore.duckdb_filesystem`). If the data directory or the lake is moved, the next
 ``swr-etl`` command that uses the warehouse (``query``, ``report``, ``rebuild``, ``run``) notices and rewrites
 the views; ``swr-etl rebuild --views-only`` does only that. The file itself is rebuilt under a temporary name
-and renamed into place, so a reader never sees it half-made.
+and renamed into place, so a reader never sees it half-made. Where it cannot be rewritten (a read-only copy of
+a data directory, a full disk), ``query`` and ``report`` make the same views in an in-memory database instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -27,7 +29,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from pipeline import legacy
+from pipeline import legacy, preflight
 from pipeline.errors import SwrEtlError
 from pipeline.schema import TABLES, Table
 from pipeline.storage import LakeStore
@@ -46,13 +48,18 @@ class WarehouseError(SwrEtlError):
         self.hint = hint
 
 
+class WarehouseWriteError(WarehouseError):
+    """The warehouse file could not be written (a full disk, a read-only folder): no view is at fault."""
+
+
 WRITE_HINT = "free some space or fix the folder's permissions, then run 'swr-etl rebuild --views-only'"
 
 
 @dataclass(frozen=True)
 class SqlView:
-    """One file of ``sql/``: a SELECT that becomes the view of the file's name, or (for a view that takes
-    parameters) ``CREATE MACRO <name>(...) AS TABLE ...`` run as it is."""
+    """One file of ``sql/``: a SELECT that becomes the view of the file's name, or ``CREATE MACRO <name>(...) AS
+    TABLE ...`` run as it is (the same question with a parameter: BI tools list views only, so every analytic
+    is a view, and a macro such as ``stuck_tasks_over`` only adds a parameter to one)."""
 
     name: str
     sql: str
@@ -73,7 +80,8 @@ def _sql_folder() -> Traversable:
 
 
 def sql_views() -> list[SqlView]:
-    """Every analytics view shipped in ``sql/``: one file a view, opening with a comment (the question)."""
+    """Every analytics view shipped in ``sql/``: one file a view, opening with a comment (the question); the
+    macros first, since a view may call one."""
     views = []
     for entry in sorted(_sql_folder().iterdir(), key=lambda e: e.name):
         if not entry.name.endswith(".sql"):
@@ -86,7 +94,7 @@ def sql_views() -> list[SqlView]:
         if not comment:
             raise WarehouseError(f"sql/{entry.name} must open with a comment saying what question it answers")
         views.append(SqlView(name, text.strip().rstrip(";"), " ".join(comment)))
-    return views
+    return sorted(views, key=lambda view: not view.is_macro)
 
 
 def duck_type(kind: pa.DataType) -> str:
@@ -141,44 +149,51 @@ def build(data_dir: Path, location: str | None = None) -> Path:
 
 def _build(data_dir: Path, store: LakeStore) -> Path:
     target = data_dir / WAREHOUSE
-    data_dir.mkdir(parents=True, exist_ok=True)  # the work folder of a data directory in a store, on a new machine
     tmp = data_dir / f".{WAREHOUSE}.{os.getpid()}.tmp"
-    _remove_dead_builds(data_dir)
     try:
+        data_dir.mkdir(parents=True, exist_ok=True)  # the work folder of a data directory in a store, on a new machine
+        _remove_dead_builds(data_dir)
         with duckdb.connect(str(tmp)) as db:
-            db.execute("SET TimeZone = 'UTC'")
-            attach_lake(db, store)
-            for table in TABLES.values():
-                try:
-                    db.execute(table_view_sql(table, store))
-                except duckdb.Error as exc:
-                    if str(tmp) in str(exc):
-                        raise  # the warehouse file could not be written (a full disk): said below
-                    message = unreadable_lake(exc, store) or f"the {table.name} files do not read: {exc}"
-                    raise WarehouseError(message) from exc
-                db.execute(f"COMMENT ON VIEW {table.name} IS '{table.doc}'")
-            for view in sql_views():
-                try:
-                    if view.is_macro:
-                        db.execute(view.sql)
-                        continue
-                    db.execute(f"CREATE VIEW {view.name} AS {view.sql}")
-                except duckdb.Error as exc:
-                    if str(tmp) in str(exc):
-                        raise  # a full disk is not the view's fault
-                    raise WarehouseError(f"sql/{view.name}.sql does not run: {exc}") from exc
-                db.execute(f"COMMENT ON VIEW {view.name} IS '{view.question.replace(chr(39), chr(39) * 2)}'")
-            db.execute(
-                "CREATE TABLE _swr_etl_meta AS SELECT $dir AS data_dir, $fp AS fingerprint",
-                {"dir": str(data_dir), "fp": fingerprint(store)},
-            )
+            _create_views(db, data_dir, store, written=str(tmp))
         os.replace(tmp, target)
     except (OSError, duckdb.Error) as exc:
-        raise WarehouseError(f"could not write {target}: {exc}", hint=WRITE_HINT) from exc
+        raise WarehouseWriteError(f"could not write {target}: {exc}", hint=WRITE_HINT) from exc
     finally:  # never left behind, whatever stopped the build
-        tmp.unlink(missing_ok=True)
-        Path(f"{tmp}.wal").unlink(missing_ok=True)
+        for leftover in (tmp, Path(f"{tmp}.wal")):
+            with contextlib.suppress(OSError):  # a read-only folder holds none, and says so
+                leftover.unlink(missing_ok=True)
     return target
+
+
+def _create_views(db: duckdb.DuckDBPyConnection, data_dir: Path, store: LakeStore, *, written: str = "") -> None:
+    """Every view of the warehouse, and the table saying what they were made for, in ``db``. ``written``: the
+    file being written, whose own I/O errors (a full disk) are raised as they are, not blamed on a view."""
+    db.execute("SET TimeZone = 'UTC'")
+    attach_lake(db, store)
+    for table in TABLES.values():
+        try:
+            db.execute(table_view_sql(table, store))
+        except duckdb.Error as exc:
+            if written and written in str(exc):
+                raise  # the warehouse file could not be written (a full disk): said by the caller
+            message = unreadable_lake(exc, store) or f"the {table.name} files do not read: {exc}"
+            raise WarehouseError(message) from exc
+        db.execute(f"COMMENT ON VIEW {table.name} IS '{table.doc}'")
+    for view in sql_views():
+        try:
+            if view.is_macro:
+                db.execute(view.sql)
+                continue
+            db.execute(f"CREATE VIEW {view.name} AS {view.sql}")
+        except duckdb.Error as exc:
+            if written and written in str(exc):
+                raise  # a full disk is not the view's fault
+            raise WarehouseError(f"sql/{view.name}.sql does not run: {exc}") from exc
+        db.execute(f"COMMENT ON VIEW {view.name} IS '{view.question.replace(chr(39), chr(39) * 2)}'")
+    db.execute(
+        "CREATE TABLE _swr_etl_meta AS SELECT $dir AS data_dir, $fp AS fingerprint",
+        {"dir": str(data_dir), "fp": fingerprint(store)},
+    )
 
 
 def _remove_dead_builds(data_dir: Path) -> None:
@@ -204,9 +219,10 @@ def unreadable_lake(exc: duckdb.Error, store: LakeStore) -> str:
     return legacy.describe(store) if "partition" in str(exc).lower() else ""
 
 
-def ensure(data_dir: Path, store: LakeStore) -> Path:
+def ensure(data_dir: Path, store: LakeStore) -> Path | None:
     """The warehouse of ``data_dir`` (resolved) over ``store``, rebuilt first if it is missing or was made for
-    another location."""
+    another location. ``None`` when it would need that but cannot be written here (a read-only copy of a data
+    directory, a full disk): nothing is written then, and the caller makes the same views in memory."""
     target = data_dir / WAREHOUSE
     try:
         found = store.exists("executions")
@@ -216,13 +232,23 @@ def ensure(data_dir: Path, store: LakeStore) -> Path:
         raise WarehouseError(f"no lake at {store.url}: run 'swr-etl run' or 'swr-etl rebuild' first")
     try:
         with duckdb.connect(str(target), read_only=True) as db:
-            row = db.execute("SELECT data_dir, fingerprint FROM _swr_etl_meta").fetchall()
-        if row and row[0] == (str(data_dir), fingerprint(store)):
-            return target
-        log.warning("the data directory or lake moved, or the views changed: rewriting the warehouse of %s", data_dir)
+            made_for = db.execute("SELECT data_dir, fingerprint FROM _swr_etl_meta").fetchall()
     except duckdb.Error:
+        made_for = []
+    if made_for and made_for[0] == (str(data_dir), fingerprint(store)):
+        return target
+    if not preflight.writable(data_dir):  # a BI host's read-only copy: never written to, not even tried
+        log.info("the warehouse of %s cannot be rewritten there: its views are made in memory", data_dir)
+        return None
+    if made_for:
+        log.warning("the data directory or lake moved, or the views changed: rewriting the warehouse of %s", data_dir)
+    else:
         log.info("building the warehouse for %s", data_dir)
-    return _build(data_dir, store)
+    try:
+        return _build(data_dir, store)
+    except WarehouseWriteError as exc:
+        log.info("%s: its views are made in memory", exc)
+        return None
 
 
 def fingerprint(store: LakeStore) -> str:
@@ -237,10 +263,16 @@ def fingerprint(store: LakeStore) -> str:
 
 
 def connect(data_dir: Path, location: str | None = None) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to the warehouse (rebuilt first if needed), in UTC, able to read its lake."""
+    """A read-only connection to the warehouse (rebuilt first if needed), in UTC, able to read its lake; when the
+    warehouse is out of date and cannot be rewritten, an in-memory database holding the same views."""
     data_dir = Path(data_dir).resolve()
     store = lake_store(data_dir, location)
-    db = duckdb.connect(str(ensure(data_dir, store)), read_only=True)
+    target = ensure(data_dir, store)
+    if target is None:
+        db = duckdb.connect(":memory:")
+        _create_views(db, data_dir, store)
+        return db
+    db = duckdb.connect(str(target), read_only=True)
     db.execute("SET TimeZone = 'UTC'")
     attach_lake(db, store)
     return db

@@ -463,7 +463,10 @@ def test_an_iam_token_echoed_by_a_refusal_is_never_printed(tmp_path: Path, log_f
         result = run_cli(["--log-format", log_format, "-vv", "extract"], iam_env(url, tmp_path))
     assert result.returncode == 1
     assert issued == ["iam-tok-SECRET-1", "iam-tok-SECRET-2"]  # a new token once, then the refusal stands
-    (error,) = error_lines(result.stderr)
+    if log_format == "json":  # the error is the last JSON line, as every line is
+        error = "error: " + json.loads(result.stderr.splitlines()[-1])["msg"]
+    else:
+        (error,) = error_lines(result.stderr)
     assert error.startswith("error: HTTP 401 from GET /v2/p/instances, APIGW.0301: The token *** is invalid")
     printed = result.stdout + result.stderr + all_landed_text(tmp_path)
     for secret in (*issued, "pw-SECRET-0042"):

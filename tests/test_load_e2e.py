@@ -329,8 +329,10 @@ def test_two_runs_never_write_one_data_directory_at_once(sandbox: SandboxServer,
     )  # fmt: skip
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        result = run_cli(["rebuild"], sandbox_env(sandbox, tmp_path))
+        # a run, not a rebuild: a rebuild refuses a folder with no landing before it takes the lock
+        result = run_cli(["run"], sandbox_env(sandbox, tmp_path))
         assert result.returncode == 1
+        assert sandbox.stats()["requests"] == 0
         (line,) = result.stderr.strip().splitlines()
         assert line.startswith(
             f"error: another swr-etl is writing in {tmp_path} (pid {holder.pid}, swr-etl run, started "

@@ -27,7 +27,7 @@ def test_text_report_fits_100_columns_and_agrees_with_the_views(demo: Path) -> N
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert max(len(line) for line in lines) <= 100
-    for heading in ("Health per policy", "Repositories that fail", "Recent failures", "Drift"):
+    for heading in ("At a glance", "Health per policy", "Repositories failing most", "Recent failures", "Drift"):
         assert any(line.startswith(heading) for line in lines), heading
     data = json.loads(run_cli(["report", "--data-dir", str(demo), "--format", "json"], PATH_ONLY).stdout)
     as_query = run_cli(
@@ -63,7 +63,7 @@ def test_html_report_is_self_contained_and_its_charts_draw(demo: Path, tmp_path:
     subprocess.run(
         [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1100,2400",
+         f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1100,5000",
          "--hide-scrollbars", page.as_uri()],
         check=True, capture_output=True, timeout=120,
     )  # fmt: skip

@@ -26,9 +26,10 @@ VIEWS = {
     "repository_failures",
     "repository_replication",
     "stuck_tasks",
+    "stuck_tasks_over",
     "tag_drift",
 }
-MACROS = {"stuck_tasks"}
+MACROS = {"stuck_tasks_over"}
 
 
 def execution(eid: int, created_at: str = "2026-11-01T00:00:00Z", **extra: Any) -> dict[str, Any]:
@@ -414,7 +415,7 @@ def test_stuck_tasks_with_the_default_threshold_and_another(tmp_path: Path, conn
         ],
     )
     connections.append(db)
-    (stuck,) = select(db, "SELECT * FROM stuck_tasks()")
+    (stuck,) = select(db, "SELECT * FROM stuck_tasks")  # the view: 6 hours
     assert {k: v for k, v in stuck.items() if k not in ("running_for", "running_hours")} == {
         "instance_id": IID,
         "execution_id": 51,
@@ -425,9 +426,12 @@ def test_stuck_tasks_with_the_default_threshold_and_another(tmp_path: Path, conn
     }
     assert stuck["running_hours"] == pytest.approx(10, abs=0.05)
     assert stuck["running_for"] == pytest.approx(timedelta(hours=10), abs=timedelta(minutes=3))
-    shorter = db.sql("SELECT task_id, status FROM stuck_tasks(threshold := INTERVAL 30 MINUTE)").fetchall()
+    assert select(db, "SELECT * EXCLUDE (running_for, running_hours) FROM stuck_tasks_over()") == [
+        {k: v for k, v in stuck.items() if k not in ("running_for", "running_hours")}
+    ]  # the macro's default is the view's threshold
+    shorter = db.sql("SELECT task_id, status FROM stuck_tasks_over(threshold := INTERVAL 30 MINUTE)").fetchall()
     assert shorter == [(1, "InProgress"), (2, "Pending")]  # longest running first
-    assert db.sql("SELECT count(*) FROM stuck_tasks(threshold := INTERVAL 11 HOUR)").fetchall() == [(0,)]
+    assert db.sql("SELECT count(*) FROM stuck_tasks_over(threshold := INTERVAL 11 HOUR)").fetchall() == [(0,)]
 
 
 # --- daily_throughput ----------------------------------------------------------------------------------------
@@ -496,7 +500,7 @@ def test_repository_failures(tmp_path: Path, connections: list[Any]) -> None:
     got = select(db, "SELECT * EXCLUDE (instance_id) FROM repository_failures ORDER BY src_repository")
     assert got == [
         {"src_repository": "team/a", "tasks": 4, "failed": 1, "stopped": 1, "failure_rate": pytest.approx(2 / 3),
-         "last_failure": utc("2026-11-01T03:00:00Z")},
+         "last_failure": utc("2026-11-01T03:00:00Z"), "finished": 3},
         {"src_repository": "team/b", "tasks": 1, "failed": 0, "stopped": 0, "failure_rate": 0.0,
-         "last_failure": None},
+         "last_failure": None, "finished": 1},
     ]  # fmt: skip
