@@ -11,6 +11,7 @@ it is logged and left in the raw landing.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable, Iterable
@@ -117,25 +118,29 @@ def read_listings(landing: Landing) -> Listings:
                             log.warning("an instance listed in run %s has no usable id (%s): %s", run_id, why, raw)
                             continue
                         unkeyed[(instance_id, raw)] = _reject(
-                            instance_id, f"{_SINGULAR[kind]}.id", why or "no id", raw, run_id, page, position
+                            instance_id,
+                            f"{_SINGULAR[kind]}.id",
+                            why or "no id",
+                            raw,
+                            run_id,
+                            int(page["offset"]),
+                            position,
                         )
                         continue
+                    seen = Listed(record, run_id, run_id, int(page["offset"]), position)
                     old = found.get((instance_id, key))
-                    newer = old is None or old.last_seen_run <= run_id
-                    found[(instance_id, key)] = Listed(
-                        record if newer else old.record,  # type: ignore[union-attr]
-                        min(old.first_seen_run, run_id) if old else run_id,
-                        max(old.last_seen_run, run_id) if old else run_id,
-                        int(page["offset"]) if newer else old.page_offset,  # type: ignore[union-attr]
-                        position if newer else old.position,  # type: ignore[union-attr]
-                    )
+                    if old is not None:  # the newest listing's record wins; the runs span both
+                        newest = seen if old.last_seen_run <= run_id else old
+                        first, last = min(old.first_seen_run, run_id), max(old.last_seen_run, run_id)
+                        seen = dataclasses.replace(newest, first_seen_run=first, last_seen_run=last)
+                    found[(instance_id, key)] = seen
         out.records[kind] = found
         out.rejects.extend(unkeyed.values())
     return out
 
 
 def _reject(
-    instance_id: str, name: str, error: str, raw: str, run_id: str, page: dict[str, Any], position: int, **more: Any
+    instance_id: str, name: str, error: str, raw: str, run_id: str, page_offset: int, position: int, **more: Any
 ) -> dict[str, Any]:
     return {
         "instance_id": instance_id,
@@ -145,7 +150,7 @@ def _reject(
         "error": error,
         "raw": raw,
         "run_id": run_id,
-        "page_offset": int(page["offset"]) if "offset" in page else page.get("page_offset"),
+        "page_offset": page_offset,
         "position": position,
         "execution_month": LISTINGS_MONTH,
         **more,
@@ -175,7 +180,7 @@ def _read_fields(
                     why,
                     json.dumps(seen.record, ensure_ascii=False),
                     seen.last_seen_run,
-                    {"page_offset": seen.page_offset},
+                    seen.page_offset,
                     seen.position,
                     **keys,
                 )
