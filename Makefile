@@ -44,7 +44,7 @@ bench: $(STAMP) ## benchmarks: prints figures and ratios (takes minutes)
 	$(BIN)/python -m bench
 
 docs: $(STAMP) ## regenerate docs/data-dictionary.md from the schemas and sql/
-	$(BIN)/python -m pipeline.dictionary > docs/data-dictionary.md
+	$(BIN)/python -m pipeline.warehouse.dictionary > docs/data-dictionary.md
 
 clean: ## remove caches (keeps .venv and data)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info

@@ -18,8 +18,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.landing import Landing, decompress_page
-from pipeline.transform import plan
+from pipeline.extraction.landing import Landing, decompress_page
+from pipeline.transform.transform import plan
 
 
 def main(data_dir: Path, out: Path) -> int:

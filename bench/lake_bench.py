@@ -39,7 +39,7 @@ def data_dir(name: str, raw: Path) -> Path:
 
 
 def grouped_count_s(folder: Path, lake: str | None) -> float:
-    from pipeline import warehouse
+    from pipeline.warehouse import warehouse
 
     best = float("inf")
     with warehouse.connect(folder, lake) as db:
@@ -51,7 +51,7 @@ def grouped_count_s(folder: Path, lake: str | None) -> float:
 
 
 def lake_size(lake: str) -> tuple[int, int]:
-    from pipeline.storage import open_store
+    from pipeline.load.storage import open_store
 
     store = open_store(lake)
     files = store.files()
@@ -77,7 +77,7 @@ def main() -> None:
     try:
         raw, tasks = landing(args.scale, args.seed)
         rows = []
-        from pipeline.mirror import Mirror
+        from pipeline.extraction.mirror import Mirror
 
         Mirror(data_dir("lake-bench-upload", raw / "raw"), "s3://bench/data").push()
         for kind, lake in (("local", None), ("s3", "s3://bench/lake"), ("s3 dir", "s3://bench/data/lake")):

@@ -35,7 +35,7 @@ SECRET_ENV = (
     "CLOUD_SDK_SK",
     "CLOUD_SDK_SECURITY_TOKEN",
     "SWR_IAM_PASSWORD",
-    # an S3 lake's credentials (pipeline.storage): read by pyarrow from the environment, masked like ours
+    # an S3 lake's credentials (pipeline.load.storage): read by pyarrow from the environment, masked like ours
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
 )
@@ -129,7 +129,7 @@ class Settings:
     credentials: Credentials
     data_dir: Path = Path("data")  # local: the given folder, or the work folder of a remote data directory
     lake: str | None = None  # where the lake is: a path or s3://bucket/prefix (default: DATA_DIR/lake)
-    remote: str | None = None  # a data directory on object storage (s3://bucket/prefix): pipeline.mirror
+    remote: str | None = None  # a data directory on object storage (s3://bucket/prefix): pipeline.extraction.mirror
     work_dir: Path | None = None  # the local folder of a remote data directory (default: ~/.cache/swr-etl/...)
     instance_ids: tuple[str, ...] = ()
     policy_ids: tuple[int, ...] = ()
@@ -250,7 +250,7 @@ def resolve_settings(
         problems.append(f"--data-dir {data_dir}// names no bucket: s3://bucket/prefix")
     elif re.match(r"[a-zA-Z][a-zA-Z0-9+.-]+:/", data_dir):  # a URL (Path made its :// into :/)
         remote = re.sub(r"^([a-zA-Z0-9+.-]+):/+", r"\1://", data_dir).rstrip("/")
-        from pipeline.storage import is_remote, open_store
+        from pipeline.load.storage import is_remote, open_store
 
         if not is_remote(remote):
             shown = urlsplit(remote)._replace(netloc=urlsplit(remote).hostname or "", query="").geturl()
@@ -272,7 +272,7 @@ def resolve_settings(
             "warehouse: choose a folder without one"
         )
     if values.get("lake"):
-        from pipeline.storage import open_store
+        from pipeline.load.storage import open_store
 
         try:
             open_store(values["lake"], dict(environ))

@@ -74,14 +74,14 @@ class RedactSecrets(logging.Filter):
 
 # the stage a log line belongs to, from the module that wrote it
 STAGE_OF = {
-    "pipeline.client": "extract",
-    "pipeline.paging": "extract",
-    "pipeline.extract": "extract",
-    "pipeline.landing": "extract",
-    "pipeline.transform": "load",
-    "pipeline.load": "load",
-    "pipeline.warehouse": "warehouse",
-    "pipeline.report": "report",
+    "pipeline.api.client": "extract",
+    "pipeline.api.paging": "extract",
+    "pipeline.extraction.extract": "extract",
+    "pipeline.extraction.landing": "extract",
+    "pipeline.transform.transform": "load",
+    "pipeline.load.load": "load",
+    "pipeline.warehouse.warehouse": "warehouse",
+    "pipeline.report.report": "report",
 }
 
 

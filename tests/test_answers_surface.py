@@ -19,9 +19,9 @@ from conftest import ROOT, clean_env, run_cli
 from test_transform_golden import ARTS, IID
 from test_views import build, execution, iso, resource, t
 
-from pipeline.warehouse import sql_views
+from pipeline.warehouse.warehouse import sql_views
 
-MIN_FINISHED = 5  # the report's minimum of finished tasks for a full rank (pipeline.report.MIN_FINISHED)
+MIN_FINISHED = 5  # the report's minimum of finished tasks for a full rank (pipeline.report.report.MIN_FINISHED)
 
 
 def query(data_dir: Path, sql: str, fmt: str = "table") -> Any:
@@ -327,14 +327,14 @@ def test_the_report_opens_with_the_state_at_a_glance(ranked_lake: Path, tmp_path
      (3599.6, "1h 00m"), (7530, "2h 06m"), (86399, "1d 00h"), (90000, "1d 01h")],
 )  # fmt: skip
 def test_durations_read_as_minutes_and_seconds(seconds: float | None, shown: str) -> None:
-    from pipeline.report import duration
+    from pipeline.report.report import duration
 
     assert duration(seconds) == shown
 
 
 @pytest.mark.parametrize("top", [0, 0.02, 0.375, 1, 2, 3.7, 99, 4621, 18426, 1e9])
 def test_ticks_are_round_and_reach_the_top(top: float) -> None:
-    from pipeline.charts import ticks
+    from pipeline.report.charts import ticks
 
     reach = top or 1  # an empty chart still has an axis to 1
     for whole in (False, True):
@@ -347,7 +347,7 @@ def test_ticks_are_round_and_reach_the_top(top: float) -> None:
 def test_the_glance_of_the_page_survives_none_and_values_of_any_type() -> None:
     from decimal import Decimal
 
-    from pipeline.html import page
+    from pipeline.report.html import page
 
     odd: list[Any] = [None, 7, Decimal("1.5"), date(2026, 11, 1), ["a\x1b[2J", 1], {"k": "\u202e"}, "x"]
     runs = [{"policy_name": v, "instance_name": v, "last_success": v, "last_run": v, "last_status": v} for v in odd]

@@ -6,7 +6,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cli import cli
+from pipeline.cli.cli import cli
 
 COMMANDS = sorted(cli.commands)  # type: ignore[attr-defined]
 
@@ -32,7 +32,7 @@ def test_every_command_has_help_with_an_example(name: str) -> None:
 def test_the_committed_data_dictionary_is_current() -> None:
     from pathlib import Path
 
-    from pipeline.dictionary import render
+    from pipeline.warehouse.dictionary import render
 
     committed = Path(__file__).resolve().parent.parent / "docs" / "data-dictionary.md"
     assert committed.read_text() == render(), "docs/data-dictionary.md is stale: run make docs"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from tenacity import RetryCallState
 
-from pipeline.client import AdaptiveLimiter, BackoffWait, SwrClient, parse_retry_after
+from pipeline.api.client import AdaptiveLimiter, BackoffWait, SwrClient, parse_retry_after
 from pipeline.config import Credentials, Settings
 from pipeline.errors import ApiError, AuthError, BadResponseError, RetryableApiError, TransportError
 

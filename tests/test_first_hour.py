@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, S3Server, clean_env, run_cli, sandbox_env
 
+from pipeline.load.storage import open_store
 from pipeline.sandbox import SandboxConfig, SandboxServer
-from pipeline.storage import open_store
 
 Runner = Callable[[list[str], Mapping[str, str]], subprocess.CompletedProcess[str]]
 MARKER = ".swr-etl-demo"

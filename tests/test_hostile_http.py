@@ -26,11 +26,11 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, all_landed_text, clean_env, run_cli, sandbox_env
 
-from pipeline.client import SwrClient
+from pipeline.api.client import SwrClient
+from pipeline.api.deadline import Watchdog
 from pipeline.config import Credentials, Settings
-from pipeline.deadline import Watchdog
 from pipeline.errors import ResponseTooLarge, TransportError
-from pipeline.landing import Landing
+from pipeline.extraction.landing import Landing
 from pipeline.logs import RedactSecrets, register_secret
 from pipeline.sandbox import SandboxServer
 

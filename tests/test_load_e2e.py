@@ -18,13 +18,13 @@ import duckdb
 import pytest
 from conftest import ROOT, all_landed_text, run_cli, sandbox_env
 
-from pipeline.landing import decompress_page
-from pipeline.load import load_lake
+from pipeline.extraction.landing import decompress_page
+from pipeline.load.load import load_lake
 from pipeline.sandbox import Faults, SandboxConfig, SandboxServer
 from pipeline.sandbox.tasks import REGISTRY_SECRET
 from pipeline.schema import TABLES
-from pipeline.transform import lanes
-from pipeline.warehouse import sql_views
+from pipeline.transform.transform import lanes
+from pipeline.warehouse.warehouse import sql_views
 
 
 def query(data_dir: Path, sql: str) -> list[tuple[Any, ...]]:
@@ -185,7 +185,7 @@ def test_a_page_cut_short_or_corrupt_is_rejected_whole_and_the_rest_loads(
     load_lake(tmp_path, version="20261129T060000000Z-abcdef", batch_tasks=50, workers=2)
     assert snapshot(tmp_path) == whole
     planned: list[Any] = []
-    monkeypatch.setattr("pipeline.load.lanes", lambda *a: planned.append(lanes(*a)) or planned[-1])
+    monkeypatch.setattr("pipeline.load.load.lanes", lambda *a: planned.append(lanes(*a)) or planned[-1])
     load_lake(tmp_path, version="20261129T060000001Z-abcdef", batch_bytes=64 << 10, workers=2)
     assert snapshot(tmp_path) == whole
     assert any(part.all_pages and part.bytes <= 64 << 10 for lane in planned[0] for batch in lane for part in batch)
@@ -323,7 +323,7 @@ def test_the_parquet_folders_read_as_hive_datasets_outside_duckdb(sandbox: Sandb
 
 def test_two_runs_never_write_one_data_directory_at_once(sandbox: SandboxServer, tmp_path: Path) -> None:
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; from pipeline.lock import exclusive\n"
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from pipeline.load.lock import exclusive\n"
          "with exclusive(Path(sys.argv[1]), 'run'):\n    print('held', flush=True); time.sleep(60)", str(tmp_path)],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.api.paging import MAX_LIMIT, MAX_PAGES, OffsetPaginator, iterate_pages
 from pipeline.errors import PagingError
-from pipeline.paging import MAX_LIMIT, MAX_PAGES, OffsetPaginator, iterate_pages
 
 
 class FakeListing:

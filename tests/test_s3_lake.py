@@ -17,10 +17,10 @@ import pytest
 from conftest import ROOT, S3Server, all_landed_text, clean_env, run_cli, sandbox_env
 from test_load_e2e import snapshot as local_snapshot
 
-from pipeline import warehouse
+from pipeline.load.storage import open_store
 from pipeline.sandbox import Faults, SandboxConfig, SandboxServer
 from pipeline.schema import TABLES
-from pipeline.storage import open_store
+from pipeline.warehouse import warehouse
 
 
 @pytest.fixture
@@ -278,7 +278,7 @@ def test_a_remote_file_read_by_many_threads_at_once_gives_each_its_own_bytes() -
 
     import pyarrow as pa
 
-    from pipeline.storage import _SharedReader
+    from pipeline.load.storage import _SharedReader
 
     data = bytes(range(256)) * 4096  # 1 MiB, every offset recognisable
     reader = _SharedReader(pa.BufferReader(data))
@@ -340,8 +340,8 @@ def test_a_load_into_s3_makes_glibc_hand_large_freed_blocks_back(
 ) -> None:
     """A writer of an S3 lake sets glibc's mmap threshold (1 MiB) unless the user set it; a local lake, or a
     reader, does not. (What it saves is measured by ``bench.lake_bench``: peak RSS 1,273 against 640 MiB.)"""
-    from pipeline import storage
-    from pipeline.load import open_lake
+    from pipeline.load import storage
+    from pipeline.load.load import open_lake
 
     calls: list[tuple[int, int]] = []
 

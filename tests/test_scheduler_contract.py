@@ -22,8 +22,8 @@ import pytest
 from conftest import ROOT, all_landed_text, clean_env, run_cli, sandbox_env
 from test_extract_e2e import fake_api, run_against, some_execution_ids
 
-from pipeline.cli import cli
-from pipeline.extract import ExtractSummary
+from pipeline.cli.cli import cli
+from pipeline.extraction.extract import ExtractSummary
 from pipeline.sandbox import Faults, SandboxConfig, SandboxServer
 
 
@@ -362,8 +362,8 @@ def test_progress_bars_are_cleared_before_the_summary_lines(sandbox: SandboxServ
     if scope != "all":  # rich wraps what it prints above the bars at the terminal's width
         first = next(i for i, line in enumerate(shown) if line.startswith("extract: "))
         warning, shown = " ".join(shown[:first]), shown[first:]
-        assert warning.endswith(" WARNING pipeline.extract: execution 999999 is not listed by any instance in scope "
-                                "(the service forgets old ones)"), warning  # fmt: skip
+        assert warning.endswith(" WARNING pipeline.extraction.extract: execution 999999 is not listed by any "
+                                "instance in scope (the service forgets old ones)"), warning  # fmt: skip
     assert len(shown) == 2, shown
     assert shown[0].startswith("extract: ") and shown[0].endswith(f" -> {tmp_path / 'raw'}")
     assert shown[1].startswith("load: ")

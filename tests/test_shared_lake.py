@@ -21,10 +21,10 @@ import pytest
 from conftest import ROOT, clean_env, run_cli, sandbox_env
 from test_load_e2e import query, snapshot
 
-from pipeline.load import load_lake
+from pipeline.load.load import load_lake
+from pipeline.load.storage import LakeStore
 from pipeline.sandbox import SandboxConfig, SandboxServer
 from pipeline.schema import TABLES
-from pipeline.storage import LakeStore
 
 
 def instance_ids(server: SandboxServer) -> list[str]:
@@ -92,8 +92,8 @@ def test_a_second_load_of_the_same_instance_is_refused_while_the_first_runs(tmp_
         iid = instance_ids(server)[0]
         lake = tmp_path / "lake-shared"
         holder = subprocess.Popen(
-            [sys.executable, "-c", "import sys, time\nfrom pipeline.lock import lake_instances\n"
-             "from pipeline.storage import open_store\n"
+            [sys.executable, "-c", "import sys, time\nfrom pipeline.load.lock import lake_instances\n"
+             "from pipeline.load.storage import open_store\n"
              "with lake_instances(open_store(sys.argv[1]), {sys.argv[2]}):\n"
              "    print('held', flush=True); time.sleep(60)",
              str(lake), iid],
@@ -203,7 +203,7 @@ def test_partition_files_are_written_in_whole_row_groups_whatever_the_batches(
     """Rows wait in the writer until they fill a row group: small batches (50 tasks, chunks of a few hundred
     rows) still give files of whole row groups, only a partition's last one smaller (in an update, a
     partition's rows are also written out when its batches end, so as not to be held until the commit)."""
-    from pipeline import load
+    from pipeline.load import load
 
     with SandboxServer(SandboxConfig(seed=4, scale=1.0)) as server:
         assert run_cli(["run"], sandbox_env(server, tmp_path)).returncode == 0
@@ -236,7 +236,7 @@ def test_an_execution_that_moves_partition_leaves_its_neighbours_rows_alone(tmp_
     moves to 2024-05: the rewrite of ``unknown`` must copy execution 10's tasks forward, not drop them."""
     from test_transform_golden import ARTS, EXECUTION, IID, land, resource, task
 
-    from pipeline import warehouse
+    from pipeline.warehouse import warehouse
 
     def rows(sql: str) -> list[tuple[Any, ...]]:
         warehouse.build(tmp_path)
@@ -262,7 +262,7 @@ def test_a_job_with_a_new_landing_keeps_the_executions_history_of_the_lake(tmp_p
     then: the lake must not forget it (nor when it was first seen)."""
     from test_transform_golden import ARTS, EXECUTION, IID, land, resource, task
 
-    from pipeline import warehouse
+    from pipeline.warehouse import warehouse
 
     lake = str(tmp_path / "lake-kept")
     pair = (resource("team/app", ARTS), resource("mirror/app", ARTS))
@@ -307,7 +307,7 @@ def test_a_rebuild_cut_short_while_publishing_is_done_again_by_the_next_run(
 def test_a_lanes_writes_behind_it_keep_their_order_and_their_first_error() -> None:
     """A lane alone hands its writes to a thread of their own: in order, the first failure raised in the
     lane (at its next write, or when it closes), and nothing more written after a failure or a discard."""
-    from pipeline.load import _WriteBehind
+    from pipeline.load.load import _WriteBehind
 
     done: list[int] = []
     behind = _WriteBehind(depth=2)

@@ -97,7 +97,7 @@ def test_json_carries_the_exact_text_and_obeys_nothing(value: Any) -> None:
 
 
 def test_text_log_lines_are_inert_and_json_log_lines_exact(capsys: pytest.CaptureFixture[str]) -> None:
-    log = logging.getLogger("pipeline.extract")
+    log = logging.getLogger("pipeline.extraction.extract")
     for fmt in ("text", "json"):
         setup_logging(fmt=fmt, verbosity=0, run_id="r", secrets=[])
         log.error("execution 2 failed: %s", EVIL_MSG)
@@ -252,7 +252,7 @@ def test_the_html_page_survives_none_and_values_of_any_type_everywhere() -> None
     from datetime import date
     from decimal import Decimal
 
-    from pipeline.html import page
+    from pipeline.report.html import page
 
     odd: list[Any] = [None, 7, Decimal("1.5"), date(2026, 11, 1), ["a\x1b[2J", 1], {"k": "\u202e"}]
     charts = {

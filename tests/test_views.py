@@ -13,9 +13,9 @@ import pytest
 from conftest import ROOT
 from test_transform_golden import ARTS, D1, D2, D3, EXECUTION, IID, land, land_listing, resource, task
 
-import pipeline.warehouse
-from pipeline.load import load_lake
-from pipeline.warehouse import sql_views
+import pipeline.warehouse.warehouse
+from pipeline.load.load import load_lake
+from pipeline.warehouse.warehouse import sql_views
 
 LISTED_RUN = "20261102T000000000Z-bbbbbb"  # after the run ``land`` uses: this listing wins
 VIEWS = {
@@ -81,7 +81,7 @@ def build(
     if policies is not None:
         land_listing(data_dir, "policies", LISTED_RUN, policies, instance_id=IID)
     load_lake(data_dir, version="20261102T000001000Z-cccccc")
-    pipeline.warehouse.build(data_dir)
+    pipeline.warehouse.warehouse.build(data_dir)
     db = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
     db.execute("SET TimeZone = 'UTC'")
     return db
@@ -119,7 +119,7 @@ def test_every_view_file_states_its_question_grain_and_columns_and_selects_expli
 def test_every_view_runs_on_a_lake_without_tasks(tmp_path: Path, connections: list[Any]) -> None:
     land_listing(tmp_path, "executions", LISTED_RUN, [execution(1, total=2)], instance_id=IID)
     load_lake(tmp_path, version="20261102T000001000Z-cccccc")
-    pipeline.warehouse.build(tmp_path)
+    pipeline.warehouse.warehouse.build(tmp_path)
     db = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
     connections.append(db)
     assert db.sql("SELECT count(*) FROM tasks").fetchall() == [(0,)]

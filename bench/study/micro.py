@@ -23,8 +23,8 @@ import orjson
 import polars as pl
 from polars_transform import RESOURCE, judge, outer_msgspec, outer_polars, read_pages
 
-from pipeline.landing import Landing
-from pipeline.transform import plan
+from pipeline.extraction.landing import Landing
+from pipeline.transform.transform import plan
 
 
 def best(fn, repeat):

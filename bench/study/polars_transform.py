@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import msgspec
 import polars as pl
 
-from pipeline.landing import Landing, decompress_page
-from pipeline.transform import _TASK_FIELDS, plan
+from pipeline.extraction.landing import Landing, decompress_page
+from pipeline.transform.transform import _TASK_FIELDS, plan
 
 TASK_FIELDS = _TASK_FIELDS  # the task keys the pipeline reads, as it reads them
 PAGE_SCHEMA = {"tasks": pl.List(pl.Struct({f: pl.String for f in TASK_FIELDS})), "total": pl.Int64}

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from pipeline.config import Settings
 from pipeline.errors import ConfigError
-from pipeline.landing import MANIFEST
-from pipeline.storage import is_remote
+from pipeline.extraction.landing import MANIFEST
+from pipeline.load.storage import is_remote
 
 DEMO_MARKER = ".swr-etl-demo"  # in a folder `swr-etl demo` made: the demo may empty it, and nothing else may land there
 LANDING_KINDS = ("instances", "policies", "executions", "tasks")  # the small listings first: found at once

@@ -17,11 +17,11 @@ from dataclasses import asdict, dataclass
 import click
 
 from pipeline.errors import SwrEtlError
-from pipeline.extract import ExtractFailed, Extractor
+from pipeline.extraction.extract import ExtractFailed, Extractor
 from pipeline.logs import json_fields
 from pipeline.text import dumps, safe_block, terminal_safe
 
-log = logging.getLogger("pipeline.cli")
+log = logging.getLogger("pipeline.cli.cli")
 
 LOG_FORMATS = ("text", "json")
 LOG_FORMAT_ENV = "SWR_ETL_LOG_FORMAT"
@@ -69,7 +69,7 @@ def print_error(
     plain = isinstance(exc, click.ClickException | Interrupted | KeyboardInterrupt | click.exceptions.Abort)
     trace = None if plain or not verbose else redact("".join(traceback.format_exception(exc)))
     if fmt == "json":
-        payload = json_fields(level="error", logger="pipeline.cli", stage=stage, run_id=run_id, msg=message)
+        payload = json_fields(level="error", logger="pipeline.cli.cli", stage=stage, run_id=run_id, msg=message)
         payload |= {"event": "error", "exit_code": what.exit_code, "hint": hint or None}
         if trace:
             payload["exc"] = trace

@@ -1,5 +1,5 @@
 """Load: Arrow batches into the Parquet lake, one instance's partitions at a time, executions replaced
-rather than appended. The lake is a local folder or ``s3://bucket/prefix`` (:mod:`pipeline.storage`).
+rather than appended. The lake is a local folder or ``s3://bucket/prefix`` (:mod:`pipeline.load.storage`).
 
 Layout under the lake's root::
 
@@ -55,13 +55,14 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyarrow.fs import FileSelector, FileType
 
-from pipeline import legacy, names
+from pipeline import names
 from pipeline.errors import LandingError
-from pipeline.landing import Landing, fsync_path
-from pipeline.listings import LISTINGS_MONTH, small_tables
+from pipeline.extraction.landing import Landing, fsync_path
+from pipeline.load import legacy
+from pipeline.load.storage import LakeStore, open_store, return_large_frees
 from pipeline.schema import EXECUTIONS, INSTANCES, PARTITION_COLUMNS, POLICIES, REJECTS, TABLES, Table
-from pipeline.storage import LakeStore, open_store, return_large_frees
-from pipeline.transform import (
+from pipeline.transform.listings import LISTINGS_MONTH, small_tables
+from pipeline.transform.transform import (
     DEFAULT_BATCH_BYTES,
     DEFAULT_BATCH_TASKS,
     LANE_MEMORY_MB,
@@ -276,7 +277,7 @@ class LakeLoad:
 
     def end_batch(self, fetches: list[Fetch], following: list[Fetch]) -> None:
         """A lane's batch is written. Its batches come in partition order and no other lane writes its
-        partitions (see :func:`pipeline.transform.lanes`), so in a rebuild the partitions its next batch does
+        partitions (see :func:`pipeline.transform.transform.lanes`), so in a rebuild the partitions its next batch does
         not continue are complete: their files are finished now, which keeps memory flat whatever the size of
         the run. An update adds old rows at commit: every file stays open until then, its rows so far written
         out (memory stays flat too)."""
@@ -740,8 +741,8 @@ def load_lake(
     executions the landing holds: it writes their partitions and nobody else's. ``prepare`` is handed the
     fetches about to be transformed (a remote data directory copies their pages). ``workers``: lanes that
     transform side by side (default: one per core, see :func:`default_workers`); ``batch_tasks`` and
-    ``batch_bytes``: how large a lane's batches are (:func:`pipeline.transform.batches`)."""
-    from pipeline.lock import lake_instances
+    ``batch_bytes``: how large a lane's batches are (:func:`pipeline.transform.transform.batches`)."""
+    from pipeline.load.lock import lake_instances
 
     started = time.monotonic()
     landing = Landing(data_dir)

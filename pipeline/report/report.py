@@ -15,9 +15,9 @@ from typing import Any
 
 import duckdb
 
-from pipeline import warehouse
-from pipeline.output import fit, pad, plain
+from pipeline.report.output import fit, pad, plain
 from pipeline.text import dumps, terminal_safe
+from pipeline.warehouse import warehouse
 
 MIN_FINISHED = 5  # finished tasks in the window below which a failure rate ranks after the others
 STUCK_HOURS = 6  # the threshold of the view stuck_tasks (the default of sql/stuck_tasks_over.sql)

@@ -9,7 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 class RichProgress:
-    """Implements :class:`pipeline.extract.Progress`: executions, pages and tasks as they land."""
+    """Implements :class:`pipeline.extraction.extract.Progress`: executions, pages and tasks as they land."""
 
     def __init__(self) -> None:
         console = Console(stderr=True)

@@ -1,6 +1,6 @@
 """HTTP for the SWR API: one session, authentication, retries, politeness. Knows nothing of paging plans.
 
-- One :class:`requests.Session` (:mod:`pipeline.transport`) with a connection pool sized to the concurrency,
+- One :class:`requests.Session` (:mod:`pipeline.api.transport`) with a connection pool sized to the concurrency,
   explicit connect and read timeouts, query values always in ``params=``. What a server can make one attempt
   cost is bounded: its body by ``--max-response-mb``, as sent and once decompressed, its time by
   ``--request-deadline``.
@@ -42,6 +42,7 @@ from tenacity import (
     stop_after_attempt,
 )
 
+from pipeline.api.transport import Transport
 from pipeline.config import Settings
 from pipeline.errors import (
     ApiError,
@@ -54,7 +55,6 @@ from pipeline.errors import (
     TransportError,
 )
 from pipeline.logs import RedactSecrets, register_secret
-from pipeline.transport import Transport
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ replaces whole.
 
 The views hold the lake's absolute location: a local path, or ``s3://bucket/prefix``. DuckDB reads S3 with
 its httpfs extension; ``swr-etl`` itself needs none: it hands DuckDB the lake's own pyarrow filesystem
-(:meth:`pipeline.storage.LakeStore.duckdb_filesystem`). If the data directory or the lake is moved, the next
+(:meth:`pipeline.load.storage.LakeStore.duckdb_filesystem`). If the data directory or the lake is moved, the next
 ``swr-etl`` command that uses the warehouse (``query``, ``report``, ``rebuild``, ``run``) notices and rewrites
 the views; ``swr-etl rebuild --views-only`` does only that. The file itself is rebuilt under a temporary name
 and renamed into place, so a reader never sees it half-made. Where it cannot be rewritten (a read-only copy of
@@ -29,10 +29,11 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from pipeline import legacy, preflight
+from pipeline.cli import preflight
 from pipeline.errors import SwrEtlError
+from pipeline.load import legacy
+from pipeline.load.storage import LakeStore
 from pipeline.schema import TABLES, Table
-from pipeline.storage import LakeStore
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def _sql_folder() -> Traversable:
     try:
         return resources.files("pipeline.sql")
     except ModuleNotFoundError:
-        return Path(__file__).resolve().parent.parent / "sql"
+        return Path(__file__).resolve().parents[2] / "sql"
 
 
 def sql_views() -> list[SqlView]:
@@ -129,7 +130,7 @@ def _quote(path: str) -> str:
 
 def lake_store(data_dir: Path, location: str | None = None) -> LakeStore:
     """The lake the warehouse of ``data_dir`` reads: ``location``, or ``DATA_DIR/lake``."""
-    from pipeline.load import open_lake
+    from pipeline.load.load import open_lake
 
     return open_lake(Path(data_dir).resolve(), location).store
 

@@ -28,12 +28,12 @@ from urllib.parse import urlsplit
 import pyarrow.fs as pafs
 import requests
 
-from pipeline.client import ApiResponse, SwrClient
+from pipeline.api.client import ApiResponse, SwrClient
+from pipeline.api.transport import PLAIN_HTTP_SIGNS, in_clear_text
 from pipeline.config import Settings
 from pipeline.errors import ApiError, AuthError, BadResponseError, ConfigError, SwrEtlError, TlsError
-from pipeline.storage import LakeStore, open_store
+from pipeline.load.storage import LakeStore, open_store
 from pipeline.text import dumps, terminal_safe
-from pipeline.transport import PLAIN_HTTP_SIGNS, in_clear_text
 
 Status = Literal["pass", "warn", "fail", "skip"]
 MIB = 1 << 20
@@ -173,7 +173,7 @@ def check_connection(settings: Settings) -> Check:
 
 
 def ca_source(settings: Settings, environ: Mapping[str, str]) -> tuple[str, str]:
-    """The CA certificates a run verifies the endpoint with, as :class:`pipeline.transport.Transport` picks
+    """The CA certificates a run verifies the endpoint with, as :class:`pipeline.api.transport.Transport` picks
     them: the file, and where it came from."""
     if settings.ca_bundle:
         return str(settings.ca_bundle), f"--ca-bundle {settings.ca_bundle}"

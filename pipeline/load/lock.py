@@ -19,7 +19,7 @@ from pipeline import names
 from pipeline.errors import SwrEtlError
 
 if TYPE_CHECKING:
-    from pipeline.storage import LakeStore
+    from pipeline.load.storage import LakeStore
 
 
 class Busy(SwrEtlError):

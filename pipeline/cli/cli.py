@@ -2,7 +2,7 @@
 
 Exit status: 0 done; 1 failed (API error after retries, bad credentials, I/O); 2 bad usage or configuration;
 3 done but records were rejected and ``--strict`` was given; 130 interrupted. The global flags, the run's state
-and its summaries are in :mod:`pipeline.invocation`; the error line and the statuses in :mod:`pipeline.outcome`.
+and its summaries are in :mod:`pipeline.cli.invocation`; the error line and the statuses in :mod:`pipeline.cli.outcome`.
 """
 
 from __future__ import annotations
@@ -23,19 +23,20 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 import duckdb
 
-from pipeline import __version__, preflight
-from pipeline.client import SwrClient
+from pipeline import __version__
+from pipeline.api.client import SwrClient
+from pipeline.cli import preflight
+from pipeline.cli.invocation import Group, State, global_flags
+from pipeline.cli.outcome import Interrupted, print_error, requested_format, requested_verbose, settle_extract
 from pipeline.config import Credentials, Settings, resolve_settings
 from pipeline.errors import SwrEtlError
-from pipeline.extract import ExtractFailed, Extractor, ExtractSummary
-from pipeline.invocation import Group, State, global_flags
-from pipeline.lock import exclusive
-from pipeline.outcome import Interrupted, print_error, requested_format, requested_verbose, settle_extract
+from pipeline.extraction.extract import ExtractFailed, Extractor, ExtractSummary
+from pipeline.load.lock import exclusive
 from pipeline.text import dumps
 
 if TYPE_CHECKING:
-    from pipeline.mirror import Mirror
-    from pipeline.progress import RichProgress
+    from pipeline.cli.progress import RichProgress
+    from pipeline.extraction.mirror import Mirror
 
 log = logging.getLogger("pipeline")
 
@@ -157,7 +158,7 @@ def settings_from(flags: dict[str, Any], *, need_api: bool = True) -> Settings:
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="swr-etl")
-@global_flags  # every command takes them after its name too (see pipeline.invocation)
+@global_flags  # every command takes them after its name too (see pipeline.cli.invocation)
 @click.pass_context
 def cli(ctx: click.Context, log_format: str, verbose: int, quiet: bool, progress: bool | None) -> None:
     """SWR Enterprise Edition replication tasks into a Parquet lake and a DuckDB warehouse.
@@ -168,7 +169,7 @@ def cli(ctx: click.Context, log_format: str, verbose: int, quiet: bool, progress
       export CLOUD_SDK_AK=... CLOUD_SDK_SK=...
       swr-etl extract --concurrency 8
     """
-    # logging is set up once the command's own flags are read too: see pipeline.invocation.Command
+    # logging is set up once the command's own flags are read too: see pipeline.cli.invocation.Command
     ctx.ensure_object(State).given_before(log_format=log_format, verbose=verbose, quiet=quiet, progress=progress)
 
 
@@ -241,8 +242,8 @@ def _load(
     stage: str,
     mirror: Mirror | None = None,
 ) -> None:
-    from pipeline import warehouse
-    from pipeline.load import load_lake
+    from pipeline.load.load import load_lake
+    from pipeline.warehouse import warehouse
 
     mirror = mirror or _mirror(settings)
     if mirror is not None and not mirror.synced:
@@ -290,7 +291,7 @@ def rebuild_cmd(state: State, /, views_only: bool, **flags: Any) -> None:
     settings = settings_from(flags, need_api=False)
     preflight.require(*preflight.checks("views" if views_only else "rebuild", settings))
     if views_only:
-        from pipeline import warehouse
+        from pipeline.warehouse import warehouse
 
         click.echo(f"rebuild: views rewritten in {warehouse.build(settings.data_dir, settings.lake)}")
         return
@@ -316,8 +317,8 @@ def query_cmd(sql: str, fmt: str, **flags: Any) -> None:
     Example:
       swr-etl query "SELECT status, count(*) FROM tasks GROUP BY ALL" --format csv
     """
-    from pipeline import warehouse
-    from pipeline.output import render
+    from pipeline.report.output import render
+    from pipeline.warehouse import warehouse
 
     settings = settings_from(flags, need_api=False)
     with warehouse.connect(settings.data_dir, settings.lake) as db:
@@ -365,14 +366,14 @@ def report_cmd(fmt: str, days: int, top: int, html_file: Path | None, **flags: A
       swr-etl report --data-dir /srv/swr-lake --days 7 --html report.html
       swr-etl report --format json > report.json
     """
-    from pipeline.report import collect, render_json, render_text
+    from pipeline.report.report import collect, render_json, render_text
 
     settings = settings_from(flags, need_api=False)
     data = collect(settings.data_dir, lake=settings.lake, days=days, top=top)
     click.echo(render_json(data) if fmt == "json" else render_text(data), nl=False)
     if html_file is not None:
-        from pipeline.html import page
-        from pipeline.landing import atomic_write
+        from pipeline.extraction.landing import atomic_write
+        from pipeline.report.html import page
 
         atomic_write(html_file, page(data).encode())
         if fmt == "text":
@@ -383,7 +384,7 @@ def _mirror(settings: Settings) -> Mirror | None:
     """The raw landing's copy in the store, for a data directory on object storage."""
     if settings.remote is None:
         return None
-    from pipeline.mirror import Mirror
+    from pipeline.extraction.mirror import Mirror
 
     return Mirror(settings.data_dir, settings.remote)
 
@@ -464,7 +465,7 @@ def _progress(state: State) -> Iterator[RichProgress | None]:
     if not state.show_progress():
         yield None
         return
-    from pipeline.progress import RichProgress
+    from pipeline.cli.progress import RichProgress
 
     with RichProgress() as progress:
         yield progress
@@ -482,7 +483,7 @@ def doctor_cmd(state: State, /, fmt: str, **flags: Any) -> None:
     Example:
       swr-etl doctor --data-dir /srv/swr-lake
     """
-    from pipeline import doctor
+    from pipeline.cli import doctor
 
     report = doctor.diagnose(lambda need_api: settings_from(dict(flags), need_api=need_api))
     click.echo(doctor.render(report, fmt, state.redactor.redact), nl=False)
@@ -566,8 +567,8 @@ def demo_cmd(state: State, data_dir: Path, seed: int, scale: float, concurrency:
       swr-etl demo --scale 2
       swr-etl query "SELECT * FROM repository_failures ORDER BY failed DESC LIMIT 5" --data-dir data/demo
     """
-    from pipeline import demo
-    from pipeline.report import summary
+    from pipeline.cli import demo
+    from pipeline.report.report import summary
     from pipeline.sandbox import Faults, SandboxConfig, SandboxServer
 
     faults = Faults(rate_bad_resource=0.01, rate_object_resource=0.02, rate_429=0.03, retry_after_s=0.2)
@@ -640,7 +641,7 @@ def _terminated(signum: int, frame: object) -> None:
 
 
 def _fail(state: State, exc: BaseException, args: list[str]) -> int:
-    """Print the one error line in the run's log format (see :func:`pipeline.outcome.print_error`); return the
+    """Print the one error line in the run's log format (see :func:`pipeline.cli.outcome.print_error`); return the
     exit status. An error found while click reads the arguments takes the format they ask for."""
     if state.started:
         fmt, verbose = state.log_format, state.verbosity > 0

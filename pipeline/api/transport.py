@@ -1,10 +1,10 @@
-"""The HTTP session under :class:`pipeline.client.SwrClient`, and one bounded exchange over it.
+"""The HTTP session under :class:`pipeline.api.client.SwrClient`, and one bounded exchange over it.
 
 - One :class:`requests.Session`: a connection pool sized to the concurrency, proxy and CA-bundle variables
   read once, TLS verified unless ``--insecure`` (said loudly, once), plain ``http://`` beyond this machine
   said once too, redirects never followed.
 - :meth:`Transport.exchange`: one request and its whole body, within ``--request-deadline``
-  (:mod:`pipeline.deadline`) and ``--max-response-mb`` (:mod:`pipeline.bounded`). Every way it can fail
+  (:mod:`pipeline.api.deadline`) and ``--max-response-mb`` (:mod:`pipeline.api.bounded`). Every way it can fail
   becomes a :class:`TransportError` (or a subclass) that names the request, never a header.
 """
 
@@ -20,12 +20,12 @@ import requests
 import urllib3
 
 from pipeline import __version__
-from pipeline.bounded import ACCEPT_ENCODING, read_body
+from pipeline.api.bounded import ACCEPT_ENCODING, read_body
+from pipeline.api.deadline import DeadlineAdapter, Watchdog
 from pipeline.config import Settings
-from pipeline.deadline import DeadlineAdapter, Watchdog
 from pipeline.errors import NotTlsError, ResponseTooLarge, SwrEtlError, TlsError, TransportError
 
-log = logging.getLogger("pipeline.client")  # the client's lines, of the extract stage
+log = logging.getLogger("pipeline.api.client")  # the client's lines, of the extract stage
 
 # what OpenSSL says when the other end of an https:// endpoint speaks plain HTTP
 PLAIN_HTTP_SIGNS = ("wrong version number", "record layer failure", "http request")
@@ -39,7 +39,7 @@ class Transport:
         endpoint = settings.endpoint.rstrip("/")
         self.session = session = requests.Session()
         session.headers["User-Agent"] = f"swr-replication-etl/{__version__}"
-        session.headers["Accept-Encoding"] = ACCEPT_ENCODING  # only the codings pipeline.bounded can undo
+        session.headers["Accept-Encoding"] = ACCEPT_ENCODING  # only the codings pipeline.api.bounded can undo
         # Proxy and CA-bundle variables are read once here, not on every request: requests would otherwise
         # scan the whole environment per request, a measurable share of the CPU at 100+ pages a second.
         session.proxies.update(requests.utils.get_environ_proxies(endpoint))

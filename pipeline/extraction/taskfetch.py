@@ -1,11 +1,11 @@
 """One execution's task listing while the extract fetches it: its pages' task ids, its passes, and whether
-what arrived is the whole list. No HTTP and no files here: :class:`pipeline.extract.Extractor` drives it.
+what arrived is the whole list. No HTTP and no files here: :class:`pipeline.extraction.extract.Extractor` drives it.
 
 Two counts say how many tasks an execution has: the ``total`` of its task pages, and the ``total`` of its
 record in the executions listing (when that is a non-negative integer). Neither is trusted alone:
 
 * Paging asks for offsets up to the larger of the two, and stops early when the server repeats itself, when
-  full pages keep coming far past every total, or at a cap of pages (see :mod:`pipeline.paging`).
+  full pages keep coming far past every total, or at a cap of pages (see :mod:`pipeline.api.paging`).
 * The count the distinct task ids are held against is the larger of the two: a count that under-reports
   (pages that say 100 of an execution whose record says 250, or a record whose counters lag behind a
   running execution, Harbor #16028) must not hide tasks. One exception: when the server's own pages ended
@@ -23,12 +23,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from pipeline.api.paging import OffsetPaginator
 from pipeline.errors import SwrEtlError
-from pipeline.landing import FetchWriter, TaskIds, task_id_key
-from pipeline.paging import OffsetPaginator
+from pipeline.extraction.landing import FetchWriter, TaskIds, task_id_key
 
 if TYPE_CHECKING:
-    from pipeline.extract import ExecutionRef
+    from pipeline.extraction.extract import ExecutionRef
 
 # Passes over one execution's task list when a pass saw fewer distinct tasks than its pages' total (the order
 # of a running execution is not stable, so a page can shift under the paginator): the later passes land beside

@@ -16,10 +16,10 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
+from pipeline.cli.outcome import LOG_FORMAT_ENV, LOG_FORMATS, Interrupted, failure
 from pipeline.config import SECRET_ENV
-from pipeline.landing import new_run_id
+from pipeline.extraction.landing import new_run_id
 from pipeline.logs import RedactSecrets, setup_logging
-from pipeline.outcome import LOG_FORMAT_ENV, LOG_FORMATS, Interrupted, failure
 from pipeline.text import dumps
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -10,7 +10,7 @@ URL, so that they never reach a log line or the warehouse):
     AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN   (or any source of the AWS default chain)
     SWR_ETL_S3_VIRTUAL_HOSTED=true            virtual-hosted requests (default with an endpoint: path-style)
 
-What each store guarantees, and what the lake builds on it (see ``pipeline.load``): a local rename replaces a
+What each store guarantees, and what the lake builds on it (see ``pipeline.load.load``): a local rename replaces a
 file atomically; an S3 PUT (or the completion of a multipart upload) replaces an object atomically, and a
 read after it sees it (strong read-after-write consistency, documented by AWS S3 since 2020; not tried on
 OBS here). Neither gives an atomic change of several files, so the lake publishes one file at a time, in an
@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import pyarrow.fs as pafs
 
 from pipeline.errors import ConfigError
-from pipeline.landing import atomic_write
+from pipeline.extraction.landing import atomic_write
 
 S3_SCHEMES = ("s3", "s3a")
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)

@@ -1,7 +1,7 @@
 """The small tables (instances, policies, executions) from the landed listings, and their rejects.
 
 Every object ever listed stays (history outlives the API's memory); the newest listing of each wins. Each
-field is read by :mod:`pipeline.values`: a value of the wrong type, or an integer out of range, leaves its
+field is read by :mod:`pipeline.transform.values`: a value of the wrong type, or an integer out of range, leaves its
 column null and gives a ``rejects`` row (``field`` such as ``execution.total``, the reason, the record's
 raw JSON). A record that cannot be keyed (no readable id, or not an object) is rejected whole. Rejects of
 the listings live in each instance's ``execution_month=listings`` partition of ``rejects``, rebuilt whole
@@ -20,10 +20,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline.landing import Landing
+from pipeline.extraction.landing import Landing
 from pipeline.schema import EXECUTIONS, INSTANCES, POLICIES, REJECTS, Table
-from pipeline.transform import execution_month
-from pipeline.values import READERS, Read, read_instance_id, read_int
+from pipeline.transform.transform import execution_month
+from pipeline.transform.values import READERS, Read, read_instance_id, read_int
 
 log = logging.getLogger(__name__)
 

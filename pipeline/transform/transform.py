@@ -49,9 +49,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.errors import LandingError
-from pipeline.landing import Landing, decompress_page
+from pipeline.extraction.landing import Landing, decompress_page
 from pipeline.schema import ARTIFACTS, REJECTS, TAGS, TASKS, Table
-from pipeline.values import read_int
+from pipeline.transform.values import read_int
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from pyarrow.fs import FileSelector, FileType
 
 from pipeline import names
 from pipeline.errors import UnusableIdError
+from pipeline.load.storage import LakeStore
 from pipeline.schema import TABLES
-from pipeline.storage import LakeStore
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,10 @@
-"""The report as one self-contained HTML page: inline CSS and inline SVG charts (:mod:`pipeline.charts`), nothing
+"""The report as one self-contained HTML page: inline CSS and inline SVG charts (:mod:`pipeline.report.charts`), nothing
 from the network, no script. It opens offline, prints, and can be mailed as it is.
 
 The page opens with the state at a glance (task success rate, failing policies, stuck tasks, tags missing on
 the destination, the last successful run of each policy), then the details, and ends with the rows of drift.
 Rates show as percentages and durations as ``1m 23s``, as in the text report. Every value from the data goes
-through :func:`pipeline.charts.esc`: none or any type is fine, and control characters and bidi overrides from
+through :func:`pipeline.report.charts.esc`: none or any type is fine, and control characters and bidi overrides from
 the API are shown escaped rather than acted on by the browser."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from pipeline import charts
-from pipeline.charts import PALETTE, esc
-from pipeline.report import FAILING_MOST, STUCK_HOURS, count, duration, percent, when
+from pipeline.report import charts
+from pipeline.report.charts import PALETTE, esc
+from pipeline.report.report import FAILING_MOST, STUCK_HOURS, count, duration, percent, when
 
 CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; color: #111827; margin: 24px auto; max-width: 1040px; }
@@ -110,7 +110,7 @@ def glance(data: Mapping[str, Any]) -> list[str]:
 
 
 def page(data: dict[str, Any]) -> str:
-    """The whole report page from :func:`pipeline.report.collect`'s data."""
+    """The whole report page from :func:`pipeline.report.report.collect`'s data."""
     t = data.get("totals") or {}
     chart_data = data.get("charts") or {}
     success = chart_data.get("success_by_policy") or []

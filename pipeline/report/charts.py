@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import date, timedelta
 from html import escape
 
-from pipeline.output import plain
+from pipeline.report.output import plain
 from pipeline.text import terminal_safe
 
 PALETTE = ("#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#4b5563")

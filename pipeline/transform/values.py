@@ -1,6 +1,6 @@
 """API scalars read as the lake's types, one rule for every listing: a value is read, or refused with a reason.
 
-The rules are those the transform applies to task pages in SQL (``pipeline.transform._INTEGER`` and
+The rules are those the transform applies to task pages in SQL (``pipeline.transform.transform._INTEGER`` and
 ``_TIME``): an integer comes as a JSON number or as its digits (up to 18, white space around them allowed)
 and must fit a signed 64-bit column; ``true`` is not an integer; a time is what DuckDB's ``TIMESTAMPTZ``
 cast reads. A missing or null value is no error: its column is null.
@@ -47,7 +47,7 @@ def read_bool(value: Any) -> Read:
 
 
 def read_time(value: Any) -> Read:
-    from pipeline.transform import parse_time  # the transform's own cast, so a time means one thing
+    from pipeline.transform.transform import parse_time  # the transform's own cast, so a time means one thing
 
     if value is None or value == "":
         return None, None

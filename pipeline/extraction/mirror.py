@@ -25,9 +25,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pipeline.errors import ConfigError, LandingError
-from pipeline.landing import MANIFEST, atomic_write
-from pipeline.storage import LakeStore, open_store
-from pipeline.transform import Fetch
+from pipeline.extraction.landing import MANIFEST, atomic_write
+from pipeline.load.storage import LakeStore, open_store
+from pipeline.transform.transform import Fetch
 
 log = logging.getLogger(__name__)
 

@@ -23,13 +23,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from pipeline.client import ApiResponse, SwrClient
+from pipeline.api.client import ApiResponse, SwrClient
+from pipeline.api.paging import MAX_LIMIT, OffsetPaginator, iterate_pages
 from pipeline.config import Settings
 from pipeline.errors import ApiError, AuthError, BadResponseError, LandingError, SwrEtlError
-from pipeline.landing import FetchWriter, Landing, PageRecord, new_run_id
-from pipeline.paging import MAX_LIMIT, OffsetPaginator, iterate_pages
-from pipeline.taskfetch import TaskJob as _Job
-from pipeline.values import read_instance_id, read_int
+from pipeline.extraction.landing import FetchWriter, Landing, PageRecord, new_run_id
+from pipeline.extraction.taskfetch import TaskJob as _Job
+from pipeline.transform.values import read_instance_id, read_int
 
 log = logging.getLogger(__name__)
 
@@ -296,7 +296,7 @@ class Extractor:
     def _landed_per_lake(self) -> dict[tuple[str, int], tuple[str, Any]]:
         """What the lake says was loaded (run id, status at fetch): the incremental state when the raw
         landing was lost or pruned. The landing's manifests, when present, take precedence."""
-        from pipeline.load import lake_fetches, open_lake  # the lake's own reader of its state
+        from pipeline.load.load import lake_fetches, open_lake  # the lake's own reader of its state
 
         lake = open_lake(self.settings.data_dir, self.settings.lake, writer=True)
         try:
@@ -456,7 +456,7 @@ class Extractor:
 
     def _another_pass(self, job: _Job) -> bool:
         """Start another pass over the execution if this one ran to the list's end and saw fewer distinct tasks
-        than its pages' total (see :meth:`pipeline.taskfetch.TaskJob.next_pass`)."""
+        than its pages' total (see :meth:`pipeline.extraction.taskfetch.TaskJob.next_pass`)."""
         seen, total = len(job.ids), job.paginator.total
         if not job.next_pass():
             return False
@@ -500,7 +500,7 @@ class Extractor:
             total_reported=job.reported,
             total_record=job.record_total,
             missing=missing,
-            incomplete=incomplete,  # why the fetch is not the whole list (see pipeline.taskfetch), or None
+            incomplete=incomplete,  # why the fetch is not the whole list (see pipeline.extraction.taskfetch), or None
             passes=job.pass_no + 1,
         )
         self.summary.executions_complete += 1

@@ -1,0 +1,1 @@
+"""The ``swr-etl`` command line: commands, flags, error lines and exit statuses."""

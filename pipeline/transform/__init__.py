@@ -1,0 +1,1 @@
+"""Transform: raw task pages and listings into typed rows, bad records into rejects."""
