@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.extraction.landing import Landing, decompress_page
-from pipeline.transform.transform import plan
+from pipeline.transform import plan
 
 
 def main(data_dir: Path, out: Path) -> int:

@@ -23,7 +23,7 @@ from pipeline.load.load import load_lake
 from pipeline.sandbox import Faults, SandboxConfig, SandboxServer
 from pipeline.sandbox.tasks import REGISTRY_SECRET
 from pipeline.schema import TABLES
-from pipeline.transform.transform import lanes
+from pipeline.transform import lanes
 from pipeline.warehouse.warehouse import sql_views
 
 

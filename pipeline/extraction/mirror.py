@@ -27,7 +27,7 @@ from pathlib import Path
 from pipeline.errors import ConfigError, LandingError
 from pipeline.extraction.landing import MANIFEST, atomic_write
 from pipeline.load.storage import LakeStore, open_store
-from pipeline.transform.transform import Fetch
+from pipeline.transform import Fetch
 
 log = logging.getLogger(__name__)
 

@@ -61,8 +61,7 @@ from pipeline.extraction.landing import Landing, fsync_path
 from pipeline.load import legacy
 from pipeline.load.storage import LakeStore, open_store, return_large_frees
 from pipeline.schema import EXECUTIONS, INSTANCES, PARTITION_COLUMNS, POLICIES, REJECTS, TABLES, Table
-from pipeline.transform.listings import LISTINGS_MONTH, small_tables
-from pipeline.transform.transform import (
+from pipeline.transform import (
     DEFAULT_BATCH_BYTES,
     DEFAULT_BATCH_TASKS,
     LANE_MEMORY_MB,
@@ -75,6 +74,7 @@ from pipeline.transform.transform import (
     partitions,
     plan,
 )
+from pipeline.transform.listings import LISTINGS_MONTH, small_tables
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -277,7 +277,7 @@ class LakeLoad:
 
     def end_batch(self, fetches: list[Fetch], following: list[Fetch]) -> None:
         """A lane's batch is written. Its batches come in partition order and no other lane writes its
-        partitions (see :func:`pipeline.transform.transform.lanes`), so in a rebuild the partitions its next batch does
+        partitions (see :func:`pipeline.transform.lanes`), so in a rebuild the partitions its next batch does
         not continue are complete: their files are finished now, which keeps memory flat whatever the size of
         the run. An update adds old rows at commit: every file stays open until then, its rows so far written
         out (memory stays flat too)."""
@@ -741,7 +741,7 @@ def load_lake(
     executions the landing holds: it writes their partitions and nobody else's. ``prepare`` is handed the
     fetches about to be transformed (a remote data directory copies their pages). ``workers``: lanes that
     transform side by side (default: one per core, see :func:`default_workers`); ``batch_tasks`` and
-    ``batch_bytes``: how large a lane's batches are (:func:`pipeline.transform.transform.batches`)."""
+    ``batch_bytes``: how large a lane's batches are (:func:`pipeline.transform.batches`)."""
     from pipeline.load.lock import lake_instances
 
     started = time.monotonic()
