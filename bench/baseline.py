@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.extraction.landing import Landing, decompress_page
+from pipeline.landing import Landing, decompress_page
 from pipeline.transform import plan
 
 

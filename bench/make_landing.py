@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pipeline.extraction.landing import FetchWriter, Landing, TaskIds, new_run_id
+from pipeline.landing import FetchWriter, Landing, TaskIds, new_run_id
 from pipeline.sandbox import Faults, World
 
 PROJECT = "sandbox-project"

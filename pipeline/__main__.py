@@ -1,5 +1,5 @@
 """``python -m pipeline`` is ``swr-etl``."""
 
-from pipeline.cli.cli import main
+from pipeline.cli import main
 
 main()

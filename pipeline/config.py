@@ -1,8 +1,9 @@
 """Settings and credentials: resolved once, frozen, passed down. Nothing here touches the network.
 
 A setting comes from the command-line flag, else the environment, else the TOML config file, else the
-default. Secrets come only from the environment, never from a flag or the config file, and no secret
-ever appears in a ``repr``. Every problem found is reported at once, in one :class:`ConfigError`.
+default (:func:`resolve_settings`); the Python API gives keyword arguments instead of flags (:func:`settings`).
+Secrets come only from the environment or those keyword arguments, never from a flag or the config file, and
+no secret ever appears in a ``repr``. Every problem found is reported at once, in one :class:`ConfigError`.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ MAX_WORKERS = 16  # lanes of a load: each holds a batch and its own DuckDB memor
 # Far above any real page (100 tasks of a few KiB each), far below what a decompression bomb would cost.
 DEFAULT_MAX_RESPONSE_MB = 64.0
 DEFAULT_REQUEST_DEADLINE_S = 300.0
+DEFAULT_UPLOAD_EVERY_S = 30.0
 # settings that are a size or a duration: a finite number above 0, or the client cannot honour them
-POSITIVE_NUMBERS = ("connect_timeout", "read_timeout", "request_deadline", "max_response_mb")
+POSITIVE_NUMBERS = ("connect_timeout", "read_timeout", "request_deadline", "max_response_mb", "upload_every_s")
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 SECRET_ENV = (
@@ -39,6 +41,17 @@ SECRET_ENV = (
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
 )
+# the keyword arguments of Settings.build that are credentials -> the variable Credentials.from_env reads
+CREDENTIAL_ENV = {
+    "token": "SWR_AUTH_TOKEN",
+    "ak": "CLOUD_SDK_AK",
+    "sk": "CLOUD_SDK_SK",
+    "security_token": "CLOUD_SDK_SECURITY_TOKEN",
+    "iam_username": "SWR_IAM_USERNAME",
+    "iam_password": "SWR_IAM_PASSWORD",
+    "iam_domain": "SWR_IAM_DOMAIN",
+    "iam_endpoint": "SWR_IAM_ENDPOINT",
+}
 
 
 @dataclass(frozen=True)
@@ -145,10 +158,13 @@ class Settings:
     ca_bundle: Path | None = None  # CA certificates to verify the endpoint with (a private CA)
     insecure: bool = False  # no TLS verification at all: loud, and only when asked for
     workers: int | None = None  # lanes that transform side by side (default: one per core, at most 4)
+    # seconds between uploads of an extract's complete fetches to a data directory in a store
+    upload_every_s: float = DEFAULT_UPLOAD_EVERY_S
 
 
 # name -> (flag, environment variable, kind). Kinds: str, int, float, ids (str list), ints, path, bool.
-FIELDS: dict[str, tuple[str, str | None, str]] = {
+# A setting without a flag is named by its name in messages about a value given as a keyword.
+FIELDS: dict[str, tuple[str | None, str | None, str]] = {
     "endpoint": ("--endpoint", "SWR_ENDPOINT", "str"),
     "project_id": ("--project-id", "SWR_PROJECT_ID", "str"),
     "instance_ids": ("--instance-id", "SWR_INSTANCE_ID", "ids"),
@@ -168,6 +184,7 @@ FIELDS: dict[str, tuple[str, str | None, str]] = {
     "ca_bundle": ("--ca-bundle", "SWR_ETL_CA_BUNDLE", "path"),
     "insecure": ("--insecure", None, "bool"),
     "workers": ("--workers", "SWR_ETL_WORKERS", "int"),
+    "upload_every_s": (None, "SWR_ETL_UPLOAD_EVERY_S", "float"),
 }
 # Config-file keys also accepted with dashes, as the flags spell them.
 FILE_ALIASES = {"instance_id": "instance_ids", "policy_id": "policy_ids", "execution_id": "execution_ids"}
@@ -200,11 +217,78 @@ def resolve_settings(
     """Merge flag > environment > config file > default, validate, and return frozen :class:`Settings`.
 
     ``flags`` holds the command-line values, ``None`` (or an empty tuple) where the flag was not given.
-    All problems are collected and raised together.
+    All problems are collected and raised together. :func:`settings` is the same from keyword arguments.
     """
     environ = os.environ if environ is None else environ
-    file_values = load_config_file(config_file)
+    return _resolve(flags, environ, config_file, need_api=need_api, credentials_env=environ, problems=[])
+
+
+def settings(
+    *,
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | str | None = None,
+    need_api: bool = True,
+    **values: Any,
+) -> Settings:
+    """Settings from keyword arguments, validated as the command line's are: the Python API's way in.
+
+    ``values`` takes the names of the config file and the flags (``endpoint``, ``project_id``,
+    ``data_dir``, ``lake``, ``instance_ids``, ``concurrency``, ``upload_every_s``, ...: see
+    :data:`FIELDS`; dashes and the singular ``instance_id``, ``policy_id``, ``execution_id`` are accepted
+    as in the config file) and the credentials: ``token``; or ``ak``, ``sk`` and optionally
+    ``security_token``; or ``iam_username``, ``iam_password``, ``iam_domain`` and optionally
+    ``iam_endpoint``. A value of ``None`` counts as not given.
+
+    Neither the environment nor a config file is read unless given: ``environ=os.environ`` reads the
+    variables a command reads (settings, credentials, and the ``AWS_*`` of an ``s3://`` lake),
+    ``config_file`` the TOML file. A keyword beats ``environ``, which beats the file, which beats the
+    default. The credentials come from the keywords when any is given, else from ``environ``.
+    ``need_api=False`` is for work that calls no API: no endpoint, project or credentials are needed.
+
+    Raises :class:`ConfigError` naming every problem at once, in the command line's words.
+    """
+    environ = {} if environ is None else environ
     problems: list[str] = []
+    flags: dict[str, Any] = {}
+    credentials: dict[str, str] = {}
+    for key, value in values.items():
+        name = key.replace("-", "_")
+        name = FILE_ALIASES.get(name, name)
+        if name in CREDENTIAL_ENV:
+            if isinstance(value, str):
+                credentials[CREDENTIAL_ENV[name]] = value
+            elif value is not None:  # the value itself is never repeated: it may be a secret
+                problems.append(f"{name}: expected a string, got {type(value).__name__}")
+        elif name in FIELDS:
+            flags[name] = value
+        else:
+            problems.append(f"unknown setting '{key}'")
+    credentials_env = environ
+    if credentials:  # the keywords' credentials only: none of the environment's mixed in
+        kept = {k: v for k, v in environ.items() if k not in CREDENTIAL_ENV.values()}
+        credentials_env = kept | credentials
+    return _resolve(
+        flags,
+        environ,
+        None if config_file is None else Path(config_file),
+        need_api=need_api,
+        credentials_env=credentials_env,
+        problems=problems,
+    )
+
+
+def _resolve(
+    flags: Mapping[str, Any],
+    environ: Mapping[str, str],
+    config_file: Path | None,
+    *,
+    need_api: bool,
+    credentials_env: Mapping[str, str],
+    problems: list[str],
+) -> Settings:
+    """:func:`resolve_settings`, with the credentials read from ``credentials_env`` and ``problems`` found
+    already by the caller reported with the rest."""
+    file_values = load_config_file(config_file)
     for key in list(file_values):
         if key.upper() in SECRET_ENV or key in {"token", "ak", "sk", "password", "iam_password"}:
             problems.append(f"config file: '{key}' is a secret; set it in the environment instead")
@@ -218,7 +302,7 @@ def resolve_settings(
     sources: dict[str, str] = {}  # where each value came from, to name it in a problem
     for name, (flag, env_name, kind) in FIELDS.items():
         raw: Any = flags.get(name)
-        source = flag
+        source = flag or name
         if raw in (None, ()) and env_name and environ.get(env_name, "").strip():
             raw, source = environ[env_name], env_name
         if raw in (None, ()) and name in file_values:
@@ -297,7 +381,7 @@ def resolve_settings(
     credentials: Credentials | None = None
     if need_api:
         try:
-            credentials = Credentials.from_env(environ, endpoint)
+            credentials = Credentials.from_env(credentials_env, endpoint)
         except ConfigError as exc:
             problems.append(str(exc))
     if problems:

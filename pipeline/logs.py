@@ -72,17 +72,31 @@ class RedactSecrets(logging.Filter):
         return text
 
 
-# the stage a log line belongs to, from the module that wrote it
+# the stage a log line belongs to, from the package (or the module) that wrote it: see stage_of
 STAGE_OF = {
-    "pipeline.api.client": "extract",
-    "pipeline.api.paging": "extract",
-    "pipeline.extraction.extract": "extract",
-    "pipeline.extraction.landing": "extract",
-    "pipeline.transform.transform": "load",
-    "pipeline.load.load": "load",
+    "pipeline.api": "extract",
+    "pipeline.extraction": "extract",
+    "pipeline.landing": "extract",
+    "pipeline.transform": "load",
+    "pipeline.load": "load",
     "pipeline.warehouse.warehouse": "warehouse",
     "pipeline.report.report": "report",
+    "pipeline.sandbox": "sandbox",
+    # shared by several stages: their lines are the command's
+    "pipeline.extraction.mirror": "cli",
+    "pipeline.load.storage": "cli",
+    "pipeline.load.lock": "cli",
 }
+
+
+def stage_of(logger: str) -> str:
+    """The stage of a logger's lines: that of the entry of :data:`STAGE_OF` it is or lies under, else "cli"."""
+    name = logger
+    while name:
+        if name in STAGE_OF:
+            return STAGE_OF[name]
+        name = name.rpartition(".")[0]
+    return "cli"
 
 
 def json_fields(
@@ -109,7 +123,7 @@ class JsonFormatter(logging.Formatter):
         self.run_id = run_id
 
     def format(self, record: logging.LogRecord) -> str:
-        stage = STAGE_OF.get(record.name, "sandbox" if record.name.startswith("pipeline.sandbox") else "cli")
+        stage = stage_of(record.name)
         payload = json_fields(
             level=record.levelname.lower(),
             logger=record.name,

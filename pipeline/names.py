@@ -19,7 +19,7 @@ from urllib.parse import unquote
 from pipeline.errors import UnusableIdError
 
 MAX_VALUE_BYTES = 230  # a folder or file name holds 255 bytes: room for "instance_id=" and ".lock"
-PLACEHOLDER = "__none__"  # the lake's partition of empty placeholder files (pipeline.load.load)
+PLACEHOLDER = "__none__"  # the lake's partition of empty placeholder files (pipeline.load.layout)
 _SAFE = frozenset(string.ascii_letters + string.digits + "-._")
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.extraction.landing import Landing, decompress_page
+from pipeline.landing import Landing, decompress_page
 from pipeline.sandbox import SandboxConfig, SandboxServer
 
 ROOT = Path(__file__).resolve().parent.parent

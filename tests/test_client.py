@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 from tenacity import RetryCallState
 
-from pipeline.api.client import AdaptiveLimiter, BackoffWait, SwrClient, parse_retry_after
+from pipeline.api.answers import parse_retry_after
+from pipeline.api.auth import IamAuth
+from pipeline.api.client import AdaptiveLimiter, BackoffWait, SwrClient
 from pipeline.config import Credentials, Settings
 from pipeline.errors import ApiError, AuthError, BadResponseError, RetryableApiError, TransportError
 
@@ -350,31 +352,24 @@ def test_retry_after_that_is_not_a_finite_number_is_ignored(value: str) -> None:
 
 
 def test_one_expired_iam_token_costs_one_call_to_iam_whatever_the_threads(server: tuple[str, Script]) -> None:
-    url, _ = server
+    url, script = server
     creds = Credentials("iam", iam_username="u", iam_password="pw", iam_domain="d", iam_endpoint=url)
-    client = make_client(url, credentials=creds)
-    issued: list[str] = []
-    lock = threading.Lock()
-
-    def fake_fetch() -> str:
-        with lock:
-            issued.append(f"token-{len(issued)}")
-            return issued[-1]
-
-    client._fetch_iam_token = fake_fetch  # type: ignore[method-assign]
-    first = client._refresh_iam_token()
-    assert first == "token-0"
-    results: list[str] = []
-    threads = [
-        threading.Thread(target=lambda: results.append(client._refresh_iam_token(stale=first))) for _ in range(8)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert issued == ["token-0", "token-1"]  # eight threads refused with token-0: one new token
+    script.add(201, {"token": {}}, {"X-Subject-Token": "token-0"})
+    script.add(201, {"token": {}}, {"X-Subject-Token": "token-1"})
+    script.add(201, {"token": {}}, {"X-Subject-Token": "token-2"})
+    with make_client(url, credentials=creds) as client:
+        auth = client.auth
+        assert isinstance(auth, IamAuth)
+        first = auth.token()
+        assert first == "token-0"
+        results: list[str] = []
+        threads = [threading.Thread(target=lambda: results.append(auth.refresh(stale=first))) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert [m for m, *_ in script.requests] == ["POST", "POST"]  # eight threads refused with token-0: one new token
     assert results == ["token-1"] * 8
-    client.close()
 
 
 def test_a_stopped_client_gives_up_instead_of_waiting_to_retry(server: tuple[str, Script]) -> None:

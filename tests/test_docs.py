@@ -71,7 +71,7 @@ def test_every_command_is_documented(command: str) -> None:
 @pytest.mark.parametrize(("command", "flag"), FLAGS, ids=[f"{c} {f}" for c, f in FLAGS])
 def test_every_long_flag_is_documented(command: str, flag: str) -> None:
     assert re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", DOCS_TEXT), (
-        f"{flag} (of '{command}') is not documented in README.md or docs/: see its help= text in pipeline/cli/cli.py"
+        f"{flag} (of '{command}') is not documented in README.md or docs/: see its help= text in pipeline/cli/"
     )
 
 

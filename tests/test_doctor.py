@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import S3Server, clean_env, run_cli, sandbox_env
 
-from pipeline.cli.doctor import check_disk
+from pipeline.cli.checks import check_disk
 from pipeline.sandbox import SandboxConfig, SandboxServer
 
 CHECKS = ["settings", "connection", "tls", "credentials", "project", "data dir", "lake", "disk space", "warehouse"]

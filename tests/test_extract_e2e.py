@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from conftest import ROOT, all_landed_text, clean_env, landed_tasks, run_cli, sandbox_env
 
-from pipeline.extraction.landing import Landing, decompress_page
+from pipeline.landing import Landing, decompress_page
 from pipeline.sandbox import Faults, SandboxConfig, SandboxServer
 from pipeline.sandbox.tasks import REGISTRY_SECRET
 

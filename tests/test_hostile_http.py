@@ -30,7 +30,7 @@ from pipeline.api.client import SwrClient
 from pipeline.api.deadline import Watchdog
 from pipeline.config import Credentials, Settings
 from pipeline.errors import ResponseTooLarge, TransportError
-from pipeline.extraction.landing import Landing
+from pipeline.landing import Landing
 from pipeline.logs import RedactSecrets, register_secret
 from pipeline.sandbox import SandboxServer
 

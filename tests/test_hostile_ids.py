@@ -13,7 +13,7 @@ import pytest
 from conftest import run_cli
 from fake_swr import World, env, execution, serve, tasks
 
-from pipeline.extraction.landing import Landing, new_run_id
+from pipeline.landing import Landing, new_run_id
 
 # ids that break hive folders, merge under decoding, or escape a folder when written raw
 ODD_IDS = ["a=b", "q?x\nz", "x%2D1", "x-1", "..", "/", "\\", "[*]", "__none__", "sp ace", "Ünï"]

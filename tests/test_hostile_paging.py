@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from conftest import clean_env, run_cli
 
-from pipeline.extraction.landing import Landing
+from pipeline.landing import Landing
 
 IID = "i-1"
 CONCURRENCY = 4

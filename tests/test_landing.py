@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from pipeline import names
 from pipeline.errors import LandingError, UnusableIdError
-from pipeline.extraction.landing import Landing, atomic_write, decompress_page, new_run_id, scrub_credentials
+from pipeline.landing import Landing, atomic_write, decompress_page, new_run_id, scrub_credentials
 
 SECRET = "registry-SECRET-value"
 REGISTRY = {"name": "hub", "credential": {"type": "basic", "access_key": "reg-ak-1", "access_secret": SECRET}}
@@ -164,7 +164,7 @@ def test_pages_of_several_frames_are_read_whole_and_anything_cut_short_or_oversi
     corrupt[20:40] = bytes(b ^ 0x5A for b in corrupt[20:40])
     with pytest.raises(ValueError):
         decompress_page("p.json.gz", bytes(corrupt))  # zlib's own error, not let through
-    monkeypatch.setattr("pipeline.extraction.landing.MAX_PAGE_BYTES", len(body) - 1)
+    monkeypatch.setattr("pipeline.landing.MAX_PAGE_BYTES", len(body) - 1)
     with pytest.raises(ValueError, match="more than a page can be"):
         decompress_page("p.json.zst", sized)  # the size the frame claims is checked before any allocation
     with pytest.raises(ValueError, match="more than a page can be"):
@@ -176,7 +176,7 @@ def test_a_page_that_expands_beyond_any_page_is_refused_before_its_memory_is_tak
 ) -> None:
     """A few hundred KiB of zstd or gzip can expand to gigabytes: decompression stops once a page is too large,
     whatever the data states about itself (a streamed zstd frame states no size; gzip never does)."""
-    monkeypatch.setattr("pipeline.extraction.landing.MAX_PAGE_BYTES", 1 << 20)
+    monkeypatch.setattr("pipeline.landing.MAX_PAGE_BYTES", 1 << 20)
     zeros = bytes(64 << 20)
     bombs = {
         "p.json.zst": zstandard.ZstdCompressor(write_content_size=False).compress(zeros),

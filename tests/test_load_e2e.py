@@ -18,8 +18,8 @@ import duckdb
 import pytest
 from conftest import ROOT, all_landed_text, run_cli, sandbox_env
 
-from pipeline.extraction.landing import decompress_page
-from pipeline.load.load import load_lake
+from pipeline.landing import decompress_page
+from pipeline.load import load_lake
 from pipeline.sandbox import Faults, SandboxConfig, SandboxServer
 from pipeline.sandbox.tasks import REGISTRY_SECRET
 from pipeline.schema import TABLES
@@ -185,7 +185,7 @@ def test_a_page_cut_short_or_corrupt_is_rejected_whole_and_the_rest_loads(
     load_lake(tmp_path, version="20261129T060000000Z-abcdef", batch_tasks=50, workers=2)
     assert snapshot(tmp_path) == whole
     planned: list[Any] = []
-    monkeypatch.setattr("pipeline.load.load.lanes", lambda *a: planned.append(lanes(*a)) or planned[-1])
+    monkeypatch.setattr("pipeline.load.loader.lanes", lambda *a: planned.append(lanes(*a)) or planned[-1])
     load_lake(tmp_path, version="20261129T060000001Z-abcdef", batch_bytes=64 << 10, workers=2)
     assert snapshot(tmp_path) == whole
     assert any(part.all_pages and part.bytes <= 64 << 10 for lane in planned[0] for batch in lane for part in batch)

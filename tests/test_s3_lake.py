@@ -340,8 +340,7 @@ def test_a_load_into_s3_makes_glibc_hand_large_freed_blocks_back(
 ) -> None:
     """A writer of an S3 lake sets glibc's mmap threshold (1 MiB) unless the user set it; a local lake, or a
     reader, does not. (What it saves is measured by ``bench.lake_bench``: peak RSS 1,273 against 640 MiB.)"""
-    from pipeline.load import storage
-    from pipeline.load.load import open_lake
+    from pipeline.load import open_lake, storage
 
     calls: list[tuple[int, int]] = []
 

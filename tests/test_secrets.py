@@ -8,7 +8,7 @@ import duckdb
 import pytest
 from conftest import run_cli, sandbox_env
 
-from pipeline.extraction.landing import decompress_page
+from pipeline.landing import decompress_page
 from pipeline.sandbox import Faults, SandboxConfig, SandboxServer
 from pipeline.sandbox.tasks import REGISTRY_SECRET
 

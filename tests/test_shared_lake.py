@@ -21,7 +21,7 @@ import pytest
 from conftest import ROOT, clean_env, run_cli, sandbox_env
 from test_load_e2e import query, snapshot
 
-from pipeline.load.load import load_lake
+from pipeline.load import load_lake
 from pipeline.load.storage import LakeStore
 from pipeline.sandbox import SandboxConfig, SandboxServer
 from pipeline.schema import TABLES
@@ -203,7 +203,7 @@ def test_partition_files_are_written_in_whole_row_groups_whatever_the_batches(
     """Rows wait in the writer until they fill a row group: small batches (50 tasks, chunks of a few hundred
     rows) still give files of whole row groups, only a partition's last one smaller (in an update, a
     partition's rows are also written out when its batches end, so as not to be held until the commit)."""
-    from pipeline.load import load
+    from pipeline.load import writer as load
 
     with SandboxServer(SandboxConfig(seed=4, scale=1.0)) as server:
         assert run_cli(["run"], sandbox_env(server, tmp_path)).returncode == 0
@@ -307,7 +307,7 @@ def test_a_rebuild_cut_short_while_publishing_is_done_again_by_the_next_run(
 def test_a_lanes_writes_behind_it_keep_their_order_and_their_first_error() -> None:
     """A lane alone hands its writes to a thread of their own: in order, the first failure raised in the
     lane (at its next write, or when it closes), and nothing more written after a failure or a discard."""
-    from pipeline.load.load import _WriteBehind
+    from pipeline.load.lanes import _WriteBehind
 
     done: list[int] = []
     behind = _WriteBehind(depth=2)

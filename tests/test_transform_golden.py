@@ -12,10 +12,10 @@ import duckdb
 import pytest
 from conftest import VENDOR_EXAMPLE
 
-from pipeline.extraction.landing import Landing
-from pipeline.load.load import load_lake
+from pipeline.landing import Landing
+from pipeline.load import load_lake
 from pipeline.schema import TABLES
-from pipeline.transform.transform import cast_time, describe_invalid_json, lanes, parse_time
+from pipeline.transform import cast_time, describe_invalid_json, lanes, parse_time
 
 IID = "inst-1"
 EXECUTION = {
@@ -162,10 +162,10 @@ def test_an_execution_cut_into_parts_loads_exactly_like_a_whole_one(
     parts = tmp_path / "parts"
     second: Any = json.dumps({"tasks": PAGE_100, "total": 5}, indent=2).encode() if pretty else PAGE_100
     land(parts, [PAGE_0, second])
-    caplog.set_level(logging.INFO, logger="pipeline.transform.transform")
+    caplog.set_level(logging.INFO, logger="pipeline.transform")
     bounds = {"batch_tasks": 1} if bound == "tasks" else {"batch_bytes": 1}
     planned: list[Any] = []
-    monkeypatch.setattr("pipeline.load.load.lanes", lambda *a: planned.append(lanes(*a)) or planned[-1])
+    monkeypatch.setattr("pipeline.load.loader.lanes", lambda *a: planned.append(lanes(*a)) or planned[-1])
     summary = load_lake(parts, version="20261101T000001000Z-bbbbbb", workers=1, **bounds)
     assert [[len(part.pages) for part in batch] for lane in planned[0] for batch in lane] == [[1], [1]]
     assert (summary.stats.tasks, summary.stats.duplicates) == (4, 1)
@@ -186,7 +186,7 @@ def test_a_fetch_in_parts_whose_extract_saw_no_id_twice_is_not_settled_and_loads
     reading its pages for their ids first (the settling), into the same rows. A manifest that says so wrongly
     (task 1 is listed on both pages) loses nothing and loads no task twice: the task loaded first stays (here,
     not the one of the highest revision), the later one is rejected."""
-    from pipeline.transform.transform import Transformer
+    from pipeline.transform import Transformer
 
     settled: list[Any] = []
     real = Transformer._settle
@@ -578,7 +578,7 @@ def test_a_page_file_that_expands_beyond_any_page_is_one_page_reject(
     tool's streaming writer leaves it) are refused as they expand: one ``page`` reject, the rest loads."""
     import zstandard
 
-    monkeypatch.setattr("pipeline.extraction.landing.MAX_PAGE_BYTES", 64 << 10)
+    monkeypatch.setattr("pipeline.landing.MAX_PAGE_BYTES", 64 << 10)
     land(tmp_path, [PAGE_0, PAGE_100])
     (page,) = tmp_path.rglob("page-000000100.json.zst")
     page.write_bytes(zstandard.ZstdCompressor(write_content_size=False).compress(b" " * (1 << 20)))
@@ -752,7 +752,7 @@ def test_a_part_of_the_wrong_structure_is_named_in_the_reason(tmp_path: Path, me
 
 def test_a_batch_of_executions_without_pages_gives_no_rows_and_no_error(tmp_path: Path) -> None:
     """A lane may get a batch of only such executions (its partition sorts last); DuckDB cannot read no files."""
-    from pipeline.transform.transform import Fetch, Transformer
+    from pipeline.transform import Fetch, Transformer
 
     empty = Fetch(instance_id=IID, execution_id=7, run_id="r", folder=tmp_path, pages=(), execution=EXECUTION)
     written: list[int] = []
@@ -763,7 +763,7 @@ def test_a_batch_of_executions_without_pages_gives_no_rows_and_no_error(tmp_path
 
 def test_a_transformer_told_to_stop_between_two_statements_runs_no_more(tmp_path: Path) -> None:
     """DuckDB forgets an interrupt that lands between statements; the transformer does not."""
-    from pipeline.transform.transform import Stopped, Transformer, plan
+    from pipeline.transform import Stopped, Transformer, plan
 
     land(tmp_path, [PAGE_0])
     (fetch,) = plan(Landing(tmp_path))
@@ -805,7 +805,7 @@ def test_a_page_of_many_megabytes_loses_nothing(tmp_path: Path) -> None:
     big = [task(n, resource("team/huge", many), resource("mirror/huge", many)) for n in range(1, 101)]
     small = [task(101, resource("a/b", ARTS[:1]), resource("c/b", ARTS[:1]))]
     land(tmp_path, [big, small])
-    from pipeline.extraction.landing import Landing as L
+    from pipeline.landing import Landing as L
 
     (manifest,) = L(tmp_path).manifests("tasks")
     assert manifest["pages"][0]["bytes"] > 16 << 20  # over the largest JSON document DuckDB's reader takes
@@ -841,11 +841,11 @@ def test_run_mode_replaces_an_execution_that_moved_partition_and_catches_up_with
 
 def test_what_arrow_finds_missing_in_a_resource_is_exactly_what_duckdb_finds_suspicious(tmp_path: Path) -> None:
     """DuckDB decides which resources keep their text for judging (``*_look``); numpy, from the flat arrays,
-    what each lacks (``_resource_facts``). A resource the one flags and the other does not would be judged
+    what each lacks (``resource_facts``). A resource the one flags and the other does not would be judged
     without its text, or never judged: both must agree on every resource."""
     import numpy as np
 
-    from pipeline.transform.transform import Transformer, plan
+    from pipeline.transform import Transformer, plan
 
     odd = [
         resource("a/b", [None]),
@@ -878,7 +878,7 @@ def test_what_arrow_finds_missing_in_a_resource_is_exactly_what_duckdb_finds_sus
 def test_batches_are_bounded_by_their_page_bytes_as_well_as_their_tasks(tmp_path: Path) -> None:
     """The batch is held as one Arrow table: large resources make smaller batches, and an execution whose
     pages alone exceed the bound is cut into parts, each a batch alone."""
-    from pipeline.transform.transform import Fetch, batches
+    from pipeline.transform import Fetch, batches
 
     def fetch(execution_id: int, pages: int, page_bytes: int) -> Fetch:
         return Fetch(

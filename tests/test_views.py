@@ -14,7 +14,7 @@ from conftest import ROOT
 from test_transform_golden import ARTS, D1, D2, D3, EXECUTION, IID, land, land_listing, resource, task
 
 import pipeline.warehouse.warehouse
-from pipeline.load.load import load_lake
+from pipeline.load import load_lake
 from pipeline.warehouse.warehouse import sql_views
 
 LISTED_RUN = "20261102T000000000Z-bbbbbb"  # after the run ``land`` uses: this listing wins

@@ -4,12 +4,12 @@
   explicit connect and read timeouts, query values always in ``params=``. What a server can make one attempt
   cost is bounded: its body by ``--max-response-mb``, as sent and once decompressed, its time by
   ``--request-deadline``.
-- Authentication: ``X-Auth-Token``; AK/SK signed per attempt with the vendor's own signer
-  (``huaweicloudsdkcore``); or an IAM user and password exchanged for a token, cached, and refreshed
-  once when the API answers 401.
+- Authentication (:mod:`pipeline.api.auth`): ``X-Auth-Token``; AK/SK signed per attempt with the vendor's
+  own signer (``huaweicloudsdkcore``); or an IAM user and password exchanged for a token, cached, and
+  refreshed once when the API answers 401.
 - Retries (429, 500/502/503/504, dropped or cut connections, timeouts, a 2xx that is not JSON) through tenacity:
   bounded, exponential backoff with full jitter, ``Retry-After`` honoured. Everything else fails at once.
-  Which is which is decided in one place, :func:`classify`.
+  Which is which is decided in one place, :func:`pipeline.api.answers.classify`.
 - An adaptive limiter keeps the requests in flight at or under ``concurrency`` and halves that bound when
   the server answers 429, growing it back one step at a time as requests succeed.
 - No header value, token, key or password is ever logged or put into an exception.
@@ -17,23 +17,17 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import random
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
-from huaweicloudsdkcore.auth.credentials import BasicCredentials
-from huaweicloudsdkcore.sdk_request import SdkRequest
-from huaweicloudsdkcore.signer.signer import Signer
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -42,27 +36,21 @@ from tenacity import (
     stop_after_attempt,
 )
 
+from pipeline.api.answers import classify
+from pipeline.api.auth import SwrAuth, auth_for
 from pipeline.api.transport import Transport
 from pipeline.config import Settings
 from pipeline.errors import (
-    ApiError,
     AuthError,
-    BadResponseError,
     ResponseTooLarge,
     RetryableApiError,
     Stopped,
     TlsError,
     TransportError,
 )
-from pipeline.logs import RedactSecrets, register_secret
+from pipeline.logs import register_secret
 
 log = logging.getLogger(__name__)
-
-# 429 and the 5xx answers that mean "try again later"; 501 and 505 do not
-RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
-MAX_RETRY_AFTER_S = 120.0
-BODY_EXCERPT = 300
-_redact = RedactSecrets(()).redact  # every secret registered (credentials, IAM tokens): none in an error
 
 
 @dataclass(frozen=True)
@@ -157,75 +145,6 @@ class AdaptiveLimiter:
                 self._cond.notify_all()
 
 
-def classify(response: requests.Response, path: str) -> dict[str, Any]:
-    """Turn a response into its JSON object, or raise the error class that decides retry or fail."""
-    status = response.status_code
-    request_id = response.headers.get("X-Request-Id")
-    if 200 <= status < 300:
-        try:
-            data = json.loads(response.content)
-        except ValueError as exc:
-            raise BadResponseError(
-                f"HTTP {status} from GET {path} is not JSON (request id {request_id or '-'}): "
-                f"{_redact(_excerpt(response.content))!r}",
-                path=path,
-            ) from exc
-        if not isinstance(data, dict):
-            raise BadResponseError(f"HTTP {status} from GET {path} is JSON but not an object", path=path)
-        return data
-    error_code = error_msg = None
-    try:
-        body = json.loads(response.content)
-        if isinstance(body, dict):
-            error_code = _str_or_none(body.get("error_code"))
-            error_msg = _str_or_none(body.get("error_msg"))
-            error_msg = None if error_msg is None else _redact(error_msg)  # a gateway may repeat the token
-    except ValueError:
-        pass
-    details: dict[str, Any] = {
-        "error_code": error_code,
-        "error_msg": error_msg,
-        "request_id": request_id,
-        "body_excerpt": _redact(_excerpt(response.content)),
-        "method": response.request.method or "GET",
-    }
-    if 300 <= status < 400:
-        # never followed: a redirect to another host would carry our credentials there
-        details["error_msg"] = f"redirected to {response.headers.get('Location', '?')}; check the endpoint"
-        raise ApiError(status, path, **details)
-    if status in RETRYABLE_STATUS:
-        raise RetryableApiError(
-            status, path, retry_after=parse_retry_after(response.headers.get("Retry-After")), **details
-        )
-    if status in (401, 403):
-        raise AuthError(status, path, **details)
-    raise ApiError(status, path, **details)
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header: a number (fractions accepted) or an HTTP date."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
-        except (TypeError, ValueError):
-            return None
-    if not math.isfinite(seconds):
-        return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
-
-
-def _excerpt(body: bytes) -> str:
-    return body[:BODY_EXCERPT].decode("utf-8", "replace")
-
-
-def _str_or_none(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
 class BackoffWait:
     """tenacity wait: the server's ``Retry-After`` when it gave one, else exponential backoff, full jitter."""
 
@@ -255,12 +174,9 @@ class SwrClient:
         self.limiter = AdaptiveLimiter(settings.concurrency)
         self.stats = ClientStats()
         self._wait = BackoffWait(initial=backoff_initial)
-        creds = settings.credentials
-        for secret in creds.secrets():
+        for secret in settings.credentials.secrets():
             register_secret(secret)  # masked in every error and log line, whoever uses this client
-        self._signer = Signer(BasicCredentials(creds.ak, creds.sk)) if creds.kind == "aksk" else None
-        self._iam_token: str | None = None
-        self._iam_lock = threading.Lock()
+        self.auth: SwrAuth = auth_for(settings, self.transport)
         self.stopping = threading.Event()  # set by stop(): no new attempt, no more waiting between attempts
 
     # -- paths -------------------------------------------------------------------------------------
@@ -323,27 +239,26 @@ class SwrClient:
     def _attempt_with_auth_refresh(
         self, path: str, params: Mapping[str, Any]
     ) -> tuple[requests.Response, dict[str, Any]]:
-        if self.settings.credentials.kind != "iam":
-            return self._attempt(path, params)
-        sent = self._refresh_iam_token()  # the cached token, or the first one
+        """One attempt; after a 401, one more when the authentication could renew its credentials (IAM)."""
+        self.auth.ready()  # e.g. the first IAM token, fetched before taking a place among the requests in flight
+        response = self._send(path, params)
         try:
-            return self._attempt(path, params, token=sent)
+            return response, self._check(response, path)
         except AuthError as exc:
-            if exc.status != 401 or exc.method != "GET":
-                raise  # 403, or IAM itself refused: asking IAM again would not help
-            log.info("IAM token refused (HTTP 401); fetching a new one once")
-            return self._attempt(path, params, token=self._refresh_iam_token(stale=sent))
+            if exc.status != 401 or not self.auth.renew_after_401(response.request):
+                raise  # 403, or credentials that cannot be renewed: asking again would not help
+        response = self._send(path, params)
+        return response, self._check(response, path)
 
-    def _attempt(
-        self, path: str, params: Mapping[str, Any], *, token: str | None = None
-    ) -> tuple[requests.Response, dict[str, Any]]:
+    def _send(self, path: str, params: Mapping[str, Any]) -> requests.Response:
+        """One GET, authenticated by :attr:`auth` as it is sent, its body read whole."""
         if self.stopping.is_set():
             raise Stopped("the run is stopping")
-        url, query, headers = self._prepare(path, params, token)
+        url = f"{self._scheme}://{self._host}{path}"
         with self.limiter:
             self.stats.add(requests=1)
             try:
-                response = self.transport.exchange("GET", url, path, params=query, headers=headers)
+                response = self.transport.exchange("GET", url, path, params=params, auth=self.auth)
             except ResponseTooLarge:
                 self.stats.add(oversized=1)
                 raise
@@ -360,6 +275,10 @@ class SwrClient:
             response.status_code,
             response.elapsed.total_seconds() * 1e3,
         )
+        return response
+
+    def _check(self, response: requests.Response, path: str) -> dict[str, Any]:
+        """The answer's JSON object, or its error; a throttled or failing server slows the limiter down."""
         try:
             data = classify(response, path)
         except RetryableApiError as exc:
@@ -370,88 +289,7 @@ class SwrClient:
                 self.stats.add(server_errors=1)
             raise
         self.limiter.succeeded()
-        return response, data
-
-    def _prepare(
-        self, path: str, params: Mapping[str, Any], token: str | None = None
-    ) -> tuple[str, Mapping[str, Any] | None, dict[str, str]]:
-        """URL, query and authentication headers for one attempt (AK/SK signatures are made per attempt).
-
-        A signed request carries its query already in the URL, in exactly the signer's canonical form.
-        ``token`` is the IAM token to send.
-        """
-        creds = self.settings.credentials
-        url = f"{self._scheme}://{self._host}{path}"
-        if creds.kind == "token":
-            return url, params, {"X-Auth-Token": creds.token or ""}
-        if creds.kind == "iam":
-            return url, params, {"X-Auth-Token": token or self._refresh_iam_token()}
-        assert self._signer is not None
-        headers = {"X-Project-Id": self.settings.project_id}
-        if creds.security_token:
-            headers["X-Security-Token"] = creds.security_token
-        request = SdkRequest(
-            method="GET",
-            schema=self._scheme,
-            host=self._host,
-            resource_path=path,
-            query_params=[(k, str(v)) for k, v in params.items()],
-            header_params=headers,
-            body="",
-        )
-        signed = self._signer.sign(request)
-        return signed.url, None, dict(signed.header_params)
-
-    # -- IAM ---------------------------------------------------------------------------------------
-    def _refresh_iam_token(self, *, stale: str | None = None) -> str:
-        """The cached IAM token; a new one when there is none, or when the cached one is ``stale`` (refused).
-
-        Threads refused with the same token wait on one lock: the first fetches a new token, the others
-        find it already replaced and use it, so one expiry costs one call to IAM whatever the concurrency.
-        """
-        with self._iam_lock:
-            if self._iam_token is None or (stale is not None and self._iam_token == stale):
-                self._iam_token = self._fetch_iam_token()
-            return self._iam_token
-
-    def _fetch_iam_token(self) -> str:
-        creds = self.settings.credentials
-        path = "/v3/auth/tokens"
-        body = {
-            "auth": {
-                "identity": {
-                    "methods": ["password"],
-                    "password": {
-                        "user": {
-                            "name": creds.iam_username,
-                            "password": creds.iam_password,
-                            "domain": {"name": creds.iam_domain},
-                        }
-                    },
-                },
-                "scope": {"project": {"id": self.settings.project_id}},
-            }
-        }
-        response = self.transport.exchange("POST", f"{creds.iam_endpoint}{path}", path, json=body)
-        token = response.headers.get("X-Subject-Token", "").strip()
-        if response.status_code in (200, 201) and token:
-            register_secret(token)  # before anything can print it: an error body that echoes it, a debug line
-            log.info("got an IAM token for user %s", creds.iam_username)
-            return token
-        try:
-            classify(response, path)
-        except RetryableApiError:
-            raise
-        except ApiError as exc:
-            raise AuthError(
-                exc.status,
-                path,
-                error_code=exc.error_code,
-                error_msg=exc.error_msg,
-                request_id=exc.request_id,
-                method="POST",
-            ) from exc
-        raise AuthError(response.status_code, path, error_msg="IAM answered without X-Subject-Token", method="POST")
+        return data
 
     def _sleep(self, seconds: float) -> None:
         """tenacity's pause between attempts, cut short by :meth:`stop`."""

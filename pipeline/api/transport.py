@@ -40,8 +40,8 @@ class Transport:
         self.session = session = requests.Session()
         session.headers["User-Agent"] = f"swr-replication-etl/{__version__}"
         session.headers["Accept-Encoding"] = ACCEPT_ENCODING  # only the codings pipeline.api.bounded can undo
-        # Proxy and CA-bundle variables are read once here, not on every request: requests would otherwise
-        # scan the whole environment per request, a measurable share of the CPU at 100+ pages a second.
+        # Proxy and CA-bundle variables are read once here: requests would otherwise scan the whole environment
+        # on every request (docs/decisions/0009-http-client.md).
         session.proxies.update(requests.utils.get_environ_proxies(endpoint))
         ca_bundle = settings.ca_bundle or os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
         if settings.insecure:

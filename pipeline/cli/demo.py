@@ -4,7 +4,7 @@ A data directory's raw landing is the only copy of the history the API has forgo
 deletes or overwrites anything it did not create. It takes a new or empty folder and marks it as its own
 (:data:`MARKER`, a file saying so); it cleans only a folder carrying that mark, and only what the pipeline
 writes there; it refuses any other folder that holds something. ``run`` and ``extract`` refuse a marked
-folder in turn (:func:`pipeline.cli.preflight.not_a_demo`), so that no real fetch lands where the demo cleans.
+folder in turn (:func:`pipeline.preflight.not_a_demo`), so that no real fetch lands where the demo cleans.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from pipeline.cli.preflight import DEMO_MARKER, folder, require
 from pipeline.config import resolve_settings
 from pipeline.errors import ConfigError
-from pipeline.extraction.landing import atomic_write
+from pipeline.landing import atomic_write
+from pipeline.preflight import DEMO_MARKER, folder, require
 
 MARKER = DEMO_MARKER
 MARKER_TEXT = (

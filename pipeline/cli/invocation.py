@@ -16,9 +16,10 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
-from pipeline.cli.outcome import LOG_FORMAT_ENV, LOG_FORMATS, Interrupted, failure
+from pipeline.cli.outcome import LOG_FORMAT_ENV, LOG_FORMATS, failure
 from pipeline.config import SECRET_ENV
-from pipeline.extraction.landing import new_run_id
+from pipeline.errors import EXIT_USAGE, Interrupted
+from pipeline.landing import new_run_id
 from pipeline.logs import RedactSecrets, setup_logging
 from pipeline.text import dumps
 
@@ -98,7 +99,7 @@ class State:
         """In JSON mode, the stage ``exc`` cut short before its summary prints one saying so. A usage or
         configuration error (exit 2) comes before any stage, and adds none."""
         what = failure(exc)
-        if self.log_format != "json" or what.exit_code in (0, 2):
+        if self.log_format != "json" or what.exit_code in (0, EXIT_USAGE):
             return
         if self.stage in SUMMARY_STAGES and self.stage not in self._summarised:
             self.summary(self.stage, "", {"status": "failed", "error": what.message})

@@ -9,151 +9,40 @@
 3. Each page is landed as it arrives; when an execution's last page is in, its manifest is written and the
    fetch counts as complete. An execution the service no longer knows (404) is skipped with a warning.
 
-Nothing here parses the embedded resources: that is the transform's job.
+Nothing here parses the embedded resources: that is the transform's job. The listings are in
+:mod:`pipeline.extraction.listing`, what is left out as landed already in :mod:`pipeline.extraction.incremental`,
+the summary in :mod:`pipeline.extraction.summary`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from dataclasses import asdict
+from typing import Any
 
 from pipeline.api.client import ApiResponse, SwrClient
-from pipeline.api.paging import MAX_LIMIT, OffsetPaginator, iterate_pages
+from pipeline.api.paging import MAX_LIMIT, OffsetPaginator
 from pipeline.config import Settings
-from pipeline.errors import ApiError, AuthError, BadResponseError, LandingError, SwrEtlError
-from pipeline.extraction.landing import FetchWriter, Landing, PageRecord, new_run_id
+from pipeline.errors import ApiError, AuthError, ExtractFailed, LandingError, SwrEtlError
+from pipeline.extraction.incremental import FINISHED, still_to_fetch
+from pipeline.extraction.listing import ExecutionRef, Lister
+from pipeline.extraction.pages import land_page, rows_and_total
+from pipeline.extraction.summary import ExtractSummary, NoProgress, Progress
 from pipeline.extraction.taskfetch import TaskJob as _Job
-from pipeline.transform.values import read_instance_id, read_int
+from pipeline.landing import Landing, PageRecord, new_run_id
+
+__all__ = ["ExecutionRef", "ExtractSummary", "Extractor", "NoProgress", "Progress"]
 
 log = logging.getLogger(__name__)
 
-FINISHED = frozenset({"Succeed", "Failed", "Stopped"})  # an execution in one of these no longer changes
-
-
-class Progress(Protocol):
-    """What extract reports while it works (the CLI draws it on a terminal)."""
-
-    def executions_found(self, n: int) -> None: ...
-    def tasks_expected(self, n: int) -> None: ...
-    def page_landed(self, rows: int) -> None: ...
-    def execution_done(self) -> None: ...
-
-
-class NoProgress:
-    def executions_found(self, n: int) -> None:
-        pass
-
-    def tasks_expected(self, n: int) -> None:
-        pass
-
-    def page_landed(self, rows: int) -> None:
-        pass
-
-    def execution_done(self) -> None:
-        pass
-
-
-@dataclass(frozen=True)
-class ExecutionRef:
-    instance_id: str
-    execution_id: int
-    record: dict[str, Any]
-
-
-@dataclass
-class ExtractSummary:
-    """What one extract did; written to ``raw/runs/<run_id>.json`` and printed as the summary line."""
-
-    run_id: str
-    # ok; partial: some executions in scope are landed whole (now or earlier) and others are not (failed,
-    # incomplete, not reached); failed: none is. Set by settle() once the stage is over.
-    status: str = "ok"
-    error: str | None = None  # when not ok, why: the error that ended the stage, or what is missing
-    instances: int = 0
-    policies: int = 0
-    executions: int = 0
-    executions_complete: int = 0
-    executions_incomplete: int = 0  # complete fetches with tasks missing, or cut short: fetched again next run
-    executions_unchanged: int = 0
-    executions_gone: int = 0
-    executions_failed: int = 0
-    instances_failed: int = 0
-    pages: int = 0
-    tasks: int = 0
-    duplicate_tasks: int = 0
-    missing_tasks: int = 0
-    pages_reused: int = 0
-    requests: int = 0
-    retries: int = 0
-    throttled: int = 0
-    lowest_concurrency: int = 0
-    elapsed_s: float = 0.0
-    errors: list[str] = field(default_factory=list)
-    complete: list[tuple[str, int]] = field(default_factory=list)  # executions whose fetch completed
-
-    def settle(self, error: str | None = None, *, stopped: bool = False) -> None:
-        """Set ``status`` and ``error`` once the stage is over. ``error``: the message of the exception that ended
-        it, if one did; ``stopped``: that exception ended it early (it is then added to ``errors`` too), rather
-        than reporting the failures ``errors`` already lists (:class:`ExtractFailed`)."""
-        if error is not None and stopped and error not in self.errors:
-            self.errors.append(error)
-        if error is None and self.errors:
-            error = self.errors[0]
-        if error is None and self.executions_incomplete:
-            error = (
-                f"{self.executions_incomplete} executions incomplete, {self.missing_tasks} tasks missing: "
-                "the next run fetches them again"
-            )
-        landed = self.executions_complete + self.executions_unchanged
-        self.status = "ok" if error is None else "partial" if landed else "failed"
-        self.error = error
-
-    def line(self) -> str:
-        parts = [
-            f"extract: {self.executions} executions in {self.instances} instances ({self.executions_complete} complete",
-        ]
-        if self.executions_incomplete:
-            parts.append(f", {self.executions_incomplete} of them incomplete: {self.missing_tasks} tasks missing")
-        if self.executions_unchanged:
-            parts.append(f", {self.executions_unchanged} finished and already landed")
-        if self.executions_gone:
-            parts.append(f", {self.executions_gone} gone")
-        if self.executions_failed:
-            parts.append(f", {self.executions_failed} FAILED")
-        if self.instances_failed:
-            parts.append(f", {self.instances_failed} instances FAILED")
-        parts.append(
-            f"), {self.pages} pages, {self.tasks} tasks, {self.requests} requests "
-            f"({self.retries} retries, {self.throttled} throttled) in {self.elapsed_s:.1f} s"
-        )
-        return "".join(parts)
-
-
-class ExtractFailed(SwrEtlError):
-    """Some executions could not be fetched; the others were landed. ``cause`` is the first failure."""
-
-    def __init__(self, summary: ExtractSummary, cause: SwrEtlError) -> None:
-        self.summary = summary
-        self.cause = cause
-        self.hint = cause.hint
-        failed = [
-            f"{n} {what} could not be {verb}"
-            for n, what, verb in (
-                (summary.instances_failed, "instances", "listed"),
-                (summary.executions_failed, "executions", "fetched"),
-            )
-            if n
-        ]
-        super().__init__(f"{' and '.join(failed)}; first: {cause}")
-
 
 class Extractor:
+    """The extract stage of one run: list what is in scope, then page every execution's tasks."""
+
     def __init__(
         self,
         settings: Settings,
@@ -169,140 +58,7 @@ class Extractor:
         self.progress = progress or NoProgress()
         self.summary = ExtractSummary(run_id=self.run_id)
         self._errors: list[SwrEtlError] = []
-        self._lock = threading.Lock()
-
-    # -- listings ----------------------------------------------------------------------------------
-    def _land_listing(self, kind: str, key: str, path: str, extra: dict[str, Any], **keys: str | int) -> list[Any]:
-        """Page a small listing one request at a time, land each page, return the rows (de-duplicated by id)."""
-        writer = self.landing.fetch(kind, self.run_id, **keys)
-        rows: dict[Any, Any] = {}
-
-        def fetch(offset: int, limit: int) -> tuple[list[Any], int]:
-            params = {**extra, "offset": offset, "limit": limit}
-            response = self.client.get(path, params)
-            page_rows, total = _rows_and_total(response, key)
-            writer.add(_land(writer, response, offset, limit, len(page_rows), total))
-            return page_rows, total
-
-        for page in iterate_pages(fetch, MAX_LIMIT, key=_row_key):
-            for row in page.rows:
-                rows.setdefault(_row_key(row), row)
-        writer.complete(rows=len(rows), filters=extra)
-        return list(rows.values())
-
-    def list_instances(self) -> list[str]:
-        instances = self._land_listing("instances", "instances", self.client.path("instances"), {})
-        listed = []
-        for record in instances:
-            iid, why = read_instance_id(record.get("id")) if isinstance(record, dict) else (None, "not an object")
-            if iid is None:
-                project = self.settings.project_id
-                log.warning("an instance listed by project %s has no usable id (%s): skipped", project, why)
-            else:
-                listed.append(iid)
-        wanted = self.settings.instance_ids or tuple(listed)
-        for iid in wanted:
-            if iid not in listed:
-                log.warning("instance %s is not listed by project %s; trying it anyway", iid, self.settings.project_id)
-        return list(wanted)
-
-    def _list_every_instance(self, instances: list[str]) -> list[ExecutionRef]:
-        """The executions of every instance, listed side by side (a project with many instances pays one round
-        of latency). An instance that fails (its listing refused, an id no folder can be named by) is counted
-        and reported; the others go on. Credentials refused (401) stop everything: no other call would pass."""
-        refs: list[ExecutionRef] = []
-        with ThreadPoolExecutor(max_workers=min(self.settings.concurrency, max(1, len(instances)))) as pool:
-            futures = {pool.submit(self.list_executions, iid): iid for iid in instances}
-            for future in futures:
-                try:
-                    refs.extend(future.result())
-                except AuthError as exc:
-                    if exc.status == 401:
-                        raise
-                    self._instance_failed(futures[future], exc)
-                except SwrEtlError as exc:
-                    self._instance_failed(futures[future], exc)
-        return refs
-
-    def _instance_failed(self, instance_id: str, exc: SwrEtlError) -> None:
-        self.summary.instances_failed += 1
-        self.summary.errors.append(f"instance {instance_id!r}: {exc}")
-        self._errors.append(exc)
-        log.error("instance %r could not be listed, its executions are not fetched: %s", instance_id, exc)
-
-    def list_executions(self, instance_id: str) -> list[ExecutionRef]:
-        policies = self._land_listing(
-            "policies",
-            "policies",
-            self.client.path("instances", instance_id, "replication", "policies"),
-            {},
-            instance_id=instance_id,
-        )
-        with self._lock:
-            self.summary.policies += len(policies)
-        path = self.client.path("instances", instance_id, "replication", "executions")
-        filters: list[dict[str, Any]] = [{"policy_id": p} for p in self.settings.policy_ids] or [{}]
-        records: dict[int, dict[str, Any]] = {}
-        for extra in filters:
-            for record in self._land_listing(
-                "executions", "executions", path, extra, instance_id=instance_id, **_filter_key(extra)
-            ):
-                eid, why = read_int(record.get("id")) if isinstance(record, dict) else (None, "not an object")
-                if eid is None:
-                    log.warning(
-                        "an execution listed by instance %s has no usable id (%s): its tasks are not fetched, "
-                        "and the record is in rejects",
-                        instance_id,
-                        why,
-                    )
-                else:
-                    records.setdefault(eid, record)
-        wanted = self.settings.execution_ids
-        return [
-            ExecutionRef(instance_id, eid, rec) for eid, rec in sorted(records.items()) if not wanted or eid in wanted
-        ]
-
-    def _still_to_fetch(self, refs: list[ExecutionRef]) -> list[ExecutionRef]:
-        """Incremental: leave out executions that were finished when last fetched and still are, unchanged.
-
-        What counts as landed is read from the landing's manifests (no state file to lose or repair): an
-        execution whose newest complete fetch saw it Succeed, Failed or Stopped, with no task missing and not
-        cut short (``missing``, ``incomplete``), and whose status is the same now. The landing's manifest of a
-        fetch outranks the lake's record of the same fetch: only the manifest says what was missing. ``--full``
-        and executions named with ``--execution-id`` are fetched whatever their state; running executions
-        always are, and replace their rows.
-        """
-        if self.settings.full:
-            return refs
-        landed: dict[tuple[str, int], tuple[str, Any]] = self._landed_per_lake()
-        for manifest in self.landing.manifests("tasks"):
-            key = (str(manifest["instance_id"]), int(manifest["execution_id"]))
-            if key not in landed or landed[key][0] <= manifest["run_id"]:
-                whole = not manifest.get("missing") and not manifest.get("incomplete")
-                status = (manifest.get("execution") or {}).get("status") if whole else None
-                landed[key] = (str(manifest["run_id"]), status)
-        named = set(self.settings.execution_ids)
-        todo = []
-        for ref in refs:
-            status = landed.get((ref.instance_id, ref.execution_id), ("", None))[1]
-            if ref.execution_id not in named and status in FINISHED and ref.record.get("status") == status:
-                self.summary.executions_unchanged += 1
-            else:
-                todo.append(ref)
-        if self.summary.executions_unchanged:
-            log.info("%d executions are finished and already landed: not fetched again", len(refs) - len(todo))
-        return todo
-
-    def _landed_per_lake(self) -> dict[tuple[str, int], tuple[str, Any]]:
-        """What the lake says was loaded (run id, status at fetch): the incremental state when the raw
-        landing was lost or pruned. The landing's manifests, when present, take precedence."""
-        from pipeline.load.load import lake_fetches, open_lake  # the lake's own reader of its state
-
-        lake = open_lake(self.settings.data_dir, self.settings.lake, writer=True)
-        try:
-            return dict(lake_fetches(lake, self.settings.instance_ids))
-        except OSError as exc:
-            raise LandingError(f"could not read the lake at {lake.store.url}: {exc}", path=lake.store.url) from exc
+        self._lister = Lister(settings, client, self.landing, self.run_id, self.summary, self._errors)
 
     # -- tasks -------------------------------------------------------------------------------------
     def _open(self, ref: ExecutionRef) -> _Job:
@@ -350,7 +106,7 @@ class Extractor:
         ref = job.ref
         path = self.client.path("instances", ref.instance_id, "replication", "executions", ref.execution_id, "tasks")
         response = self.client.get(path, {"offset": offset, "limit": MAX_LIMIT})
-        tasks, total = _rows_and_total(response, "tasks")
+        tasks, total = rows_and_total(response, "tasks")
         return response, tasks, total
 
     def fetch_tasks(self, refs: list[ExecutionRef]) -> None:
@@ -398,7 +154,7 @@ class Extractor:
                         job.in_flight -= 1
                         page = self._settle_fetch(job, offset, future)
                         if page is not None:
-                            landing[land_pool.submit(_land, job.writer, *page)] = job
+                            landing[land_pool.submit(land_page, job.writer, *page)] = job
                             job.in_flight += 1
                     else:
                         job = landing.pop(future)
@@ -417,7 +173,7 @@ class Extractor:
     def _settle_fetch(
         self, job: _Job, offset: int, future: Future[tuple[ApiResponse, list[Any], int]]
     ) -> tuple[ApiResponse, int, int, int, int, int] | None:
-        """Record a fetched page with its paginator; returns what :func:`_land` needs, or None on failure."""
+        """Record a fetched page with its paginator; returns what :func:`land_page` needs, or None on failure."""
         ref = job.ref
         try:
             response, tasks, total = future.result()
@@ -525,13 +281,13 @@ class Extractor:
         if removed := self.landing.remove_leftovers():
             log.info("removed %d temporary files left by a run that was killed", removed)
         try:
-            instances = self.list_instances()
+            instances = self._lister.list_instances()
             summary.instances = len(instances)
-            refs = self._list_every_instance(instances)
+            refs = self._lister.list_every_instance(instances)
             for eid in sorted(set(self.settings.execution_ids) - {ref.execution_id for ref in refs}):
                 log.warning("execution %d is not listed by any instance in scope (the service forgets old ones)", eid)
             summary.executions = len(refs)
-            refs = self._still_to_fetch(refs)
+            refs = still_to_fetch(self.settings, self.landing, refs, summary)
             self.progress.executions_found(len(refs))
             self.fetch_tasks(refs)
         finally:
@@ -547,50 +303,5 @@ class Extractor:
         return summary
 
 
-def _row_key(row: Any) -> str:
-    """What makes two rows of a listing the same row: the id, whatever JSON it is (a list is no dict key)."""
-    if isinstance(row, dict) and row.get("id") is not None:
-        return "id:" + json.dumps(row["id"], sort_keys=True, default=repr)
-    return "row:" + json.dumps(row, sort_keys=True, default=repr)
-
-
 def _futures(*groups: dict[Future[Any], Any]) -> list[Future[Any]]:
     return [future for group in groups for future in group]
-
-
-def _filter_key(extra: dict[str, Any]) -> dict[str, str | int]:
-    """A listing fetched with a policy filter lands in its own folder, so filtered fetches never mix."""
-    return {"policy_id": extra["policy_id"]} if "policy_id" in extra else {}
-
-
-def _rows_and_total(response: ApiResponse, key: str) -> tuple[list[Any], int]:
-    rows = response.data.get(key)
-    total = response.data.get("total")
-    if rows is None:
-        rows = []
-    if not isinstance(rows, list) or not isinstance(total, int) or isinstance(total, bool) or total < 0:
-        raise BadResponseError(
-            f"GET {response.path} offset {response.params.get('offset')}: expected '{key}' (a list) and 'total' "
-            f"(an integer), got {type(rows).__name__} and {type(total).__name__} (request id {response.request_id})",
-            path=response.path,
-        )
-    return rows, total
-
-
-def _land(
-    writer: FetchWriter, response: ApiResponse, offset: int, limit: int, rows: int, total: int, pass_no: int = 0
-) -> PageRecord:
-    return writer.write_page(
-        pass_no=pass_no,
-        body=response.body,
-        path=response.path,
-        params=dict(response.params),
-        offset=offset,
-        limit=limit,
-        status=response.status,
-        request_id=response.request_id,
-        fetched_at=response.fetched_at,
-        rows=rows,
-        total=total,
-        parsed=response.data,
-    )

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pipeline.errors import ConfigError, LandingError
-from pipeline.extraction.landing import MANIFEST, atomic_write
+from pipeline.landing import MANIFEST, atomic_write
 from pipeline.load.storage import LakeStore, open_store
 from pipeline.transform import Fetch
 

@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.api.paging import OffsetPaginator
 from pipeline.errors import SwrEtlError
-from pipeline.extraction.landing import FetchWriter, TaskIds, task_id_key
+from pipeline.landing import FetchWriter, TaskIds, task_id_key
 
 if TYPE_CHECKING:
-    from pipeline.extraction.extract import ExecutionRef
+    from pipeline.extraction.listing import ExecutionRef
 
 # Passes over one execution's task list when a pass saw fewer distinct tasks than its pages' total (the order
 # of a running execution is not stable, so a page can shift under the paginator): the later passes land beside

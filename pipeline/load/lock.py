@@ -16,16 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline import names
-from pipeline.errors import SwrEtlError
+from pipeline.errors import Busy
 
 if TYPE_CHECKING:
     from pipeline.load.storage import LakeStore
-
-
-class Busy(SwrEtlError):
-    """Another swr-etl process is writing in this data directory."""
-
-    hint = "wait for it to finish, or stop it"
 
 
 @contextmanager

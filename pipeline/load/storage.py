@@ -10,10 +10,10 @@ URL, so that they never reach a log line or the warehouse):
     AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN   (or any source of the AWS default chain)
     SWR_ETL_S3_VIRTUAL_HOSTED=true            virtual-hosted requests (default with an endpoint: path-style)
 
-What each store guarantees, and what the lake builds on it (see ``pipeline.load.load``): a local rename replaces a
-file atomically; an S3 PUT (or the completion of a multipart upload) replaces an object atomically, and a
-read after it sees it (strong read-after-write consistency, documented by AWS S3 since 2020; not tried on
-OBS here). Neither gives an atomic change of several files, so the lake publishes one file at a time, in an
+What each store guarantees, and what the lake builds on it (see :mod:`pipeline.load.lakeload`): a local rename
+replaces a file atomically; an S3 PUT (or the completion of a multipart upload) replaces an object atomically,
+and a read after it sees it (strong read-after-write consistency, which AWS S3 documents; on OBS it is assumed,
+not tested). Neither gives an atomic change of several files, so the lake publishes one file at a time, in an
 order that keeps readers and the next run right.
 """
 
@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import pyarrow.fs as pafs
 
 from pipeline.errors import ConfigError
-from pipeline.extraction.landing import atomic_write
+from pipeline.landing import atomic_write
 
 S3_SCHEMES = ("s3", "s3a")
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
@@ -133,10 +133,9 @@ class LakeStore:
 
 
 class _SharedReader:
-    """One remote file read by several DuckDB threads at once. DuckDB seeks and then reads on a handle it
-    shares between threads, and pyarrow lets go of the GIL inside a read, so with one position per file a
-    thread could read from where another had just seeked to (seen: a read of 544,287 bytes that returned none).
-    Here each thread has its own position, and every read is a positional read (``read_at``), which is safe."""
+    """One remote file read by several DuckDB threads at once, which share its handle: each thread has its own
+    position, and every read is a positional read (``read_at``), so that no thread reads from where another
+    has just seeked to (docs/decisions/0015-positional-reads-for-duckdb-on-s3.md)."""
 
     def __init__(self, source: Any) -> None:
         self._source = source
@@ -227,12 +226,8 @@ def open_store(location: str, environ: dict[str, str] | None = None) -> LakeStor
 
 def return_large_frees() -> None:
     """For a load into an S3 lake: glibc hands large blocks (1 MiB and more) back to the system as soon as
-    they are freed.
-
-    By default glibc raises that threshold as a program frees large blocks, and then keeps them in the arena
-    of the thread that used them: with S3's I/O threads a load's peak RSS was 1,273 MiB against 569 MiB for
-    the same load into a local folder (118k tasks), and 606 MiB with this. A local lake keeps the default,
-    which is 6% faster there (fewer page faults) for 150 MiB more at 1.1 M tasks. Nothing happens off Linux,
+    they are freed, instead of keeping them in the arenas of S3's I/O threads; a local lake keeps glibc's
+    default, which is faster there (docs/decisions/0006-memory-on-s3-loads.md). Nothing happens off Linux,
     when the C library has no ``mallopt`` (not glibc), or when ``MALLOC_MMAP_THRESHOLD_`` was set."""
     if not sys.platform.startswith("linux") or "MALLOC_MMAP_THRESHOLD_" in os.environ:
         return

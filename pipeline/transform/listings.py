@@ -20,9 +20,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline.extraction.landing import Landing
+from pipeline.landing import Landing
 from pipeline.schema import EXECUTIONS, INSTANCES, POLICIES, REJECTS, Table
-from pipeline.transform.transform import execution_month
+from pipeline.transform.times import execution_month
 from pipeline.transform.values import READERS, Read, read_instance_id, read_int
 
 log = logging.getLogger(__name__)

@@ -1,9 +1,9 @@
 """API scalars read as the lake's types, one rule for every listing: a value is read, or refused with a reason.
 
-The rules are those the transform applies to task pages in SQL (``pipeline.transform.transform._INTEGER`` and
-``_TIME``): an integer comes as a JSON number or as its digits (up to 18, white space around them allowed)
-and must fit a signed 64-bit column; ``true`` is not an integer; a time is what DuckDB's ``TIMESTAMPTZ``
-cast reads. A missing or null value is no error: its column is null.
+The rules are those the transform applies to task pages in SQL (the macros ``api_integer`` and ``api_time``
+of ``sql/transform/macros.sql``): an integer comes as a JSON number or as its digits (up to 18, white space
+around them allowed) and must fit a signed 64-bit column; ``true`` is not an integer; a time is what DuckDB's
+``TIMESTAMPTZ`` cast reads. A missing or null value is no error: its column is null.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from pipeline.names import shorten
+from pipeline.transform.times import parse_time  # the transform's own cast, so a time means one thing
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _DIGITS = re.compile(r"\s*-?[0-9]{1,18}\s*")
@@ -47,8 +48,6 @@ def read_bool(value: Any) -> Read:
 
 
 def read_time(value: Any) -> Read:
-    from pipeline.transform.transform import parse_time  # the transform's own cast, so a time means one thing
-
     if value is None or value == "":
         return None, None
     parsed = parse_time(value)

@@ -22,35 +22,22 @@ import logging
 import os
 import re
 from dataclasses import dataclass
-from importlib import resources
-from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from pipeline.cli import preflight
-from pipeline.errors import SwrEtlError
+from pipeline import preflight
+from pipeline.errors import WarehouseError, WarehouseWriteError
 from pipeline.load import legacy
 from pipeline.load.storage import LakeStore
 from pipeline.schema import TABLES, Table
+from pipeline.sqlfiles import sql_folder
 
 log = logging.getLogger(__name__)
 
 WAREHOUSE = "warehouse.duckdb"
 _VIEW_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-
-
-class WarehouseError(SwrEtlError):
-    """The warehouse could not be built or queried."""
-
-    def __init__(self, message: str, *, hint: str = "") -> None:
-        super().__init__(message)
-        self.hint = hint
-
-
-class WarehouseWriteError(WarehouseError):
-    """The warehouse file could not be written (a full disk, a read-only folder): no view is at fault."""
 
 
 WRITE_HINT = "free some space or fix the folder's permissions, then run 'swr-etl rebuild --views-only'"
@@ -72,19 +59,11 @@ class SqlView:
         return body.lstrip().upper().startswith("CREATE")
 
 
-def _sql_folder() -> Traversable:
-    """``sql/``: installed as ``pipeline/sql`` by a wheel, or beside the package in a source checkout."""
-    try:
-        return resources.files("pipeline.sql")
-    except ModuleNotFoundError:
-        return Path(__file__).resolve().parents[2] / "sql"
-
-
 def sql_views() -> list[SqlView]:
     """Every analytics view shipped in ``sql/``: one file a view, opening with a comment (the question); the
     macros first, since a view may call one."""
     views = []
-    for entry in sorted(_sql_folder().iterdir(), key=lambda e: e.name):
+    for entry in sorted(sql_folder().iterdir(), key=lambda e: e.name):
         if not entry.name.endswith(".sql"):
             continue
         name = entry.name.removesuffix(".sql")
@@ -130,7 +109,7 @@ def _quote(path: str) -> str:
 
 def lake_store(data_dir: Path, location: str | None = None) -> LakeStore:
     """The lake the warehouse of ``data_dir`` reads: ``location``, or ``DATA_DIR/lake``."""
-    from pipeline.load.load import open_lake
+    from pipeline.load import open_lake
 
     return open_lake(Path(data_dir).resolve(), location).store
 

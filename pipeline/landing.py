@@ -58,7 +58,7 @@ _CREDENTIAL_TEXT = re.compile(r'(\\*"(?:access_key|access_secret)\\*"\s*:\s*\\*"
 FORMAT_VERSION = 1
 PAGE_SUFFIX = ".json.zst"
 MAX_PAGE_BYTES = 1 << 30  # no API page comes near: 100 tasks of a few KiB each
-ZSTD_LEVEL = 3  # a little smaller than gzip -6 on these pages; compressed 7x and read 2x (DuckDB) to 6x as fast
+ZSTD_LEVEL = 3  # smaller and faster than gzip on these pages (docs/decisions/0001-zstd-for-raw-pages.md)
 _zstd = threading.local()  # a zstd context is not safe to share between threads
 
 
@@ -83,10 +83,12 @@ def decompress_page(name: str | Path, data: bytes) -> bytes:
         size = zstandard.frame_content_size(data)
         if size > MAX_PAGE_BYTES:
             raise ValueError(f"the zstd frame says {size} bytes, more than a page can be")
-        if not hasattr(_zstd, "decompressor"):  # one a thread: making one for each page cost 1% of a rebuild
+        # one decompressor a thread, and one call for a frame that states its size:
+        # docs/decisions/0016-reading-zstd-pages.md
+        if not hasattr(_zstd, "decompressor"):
             _zstd.decompressor = zstandard.ZstdDecompressor()
         unzstd = _zstd.decompressor
-        if size > 0:  # one frame that states its size (ours always): one call, 5x faster than streaming
+        if size > 0:  # one frame that states its size (ours always): one call
             # (not for a size of 0: zstandard then returns nothing, whatever frames follow)
             with contextlib.suppress(zstandard.ZstdError):  # not alone: more frames follow (read below)
                 return bytes(unzstd.decompress(data, allow_extra_data=False))
@@ -133,7 +135,7 @@ def task_id_key(value: Any) -> Any:
     it any white space), other values compare as they are (``1 == 1.0 == True`` in Python). Two ids the
     transform reads as one integer always share a key here (a key may join more, which only costs the
     transform a settling of its own), given the same JSON value: a task object that holds ``id`` twice is
-    read as its last by Python and its first by DuckDB (see ``Transformer._unrepeated``)."""
+    read as its last by Python and its first by DuckDB (the transform keeps the same one)."""
     if isinstance(value, str):
         try:
             return int(value)

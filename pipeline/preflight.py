@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pipeline.config import Settings
 from pipeline.errors import ConfigError
-from pipeline.extraction.landing import MANIFEST
+from pipeline.landing import MANIFEST
 from pipeline.load.storage import is_remote
 
 DEMO_MARKER = ".swr-etl-demo"  # in a folder `swr-etl demo` made: the demo may empty it, and nothing else may land there
@@ -108,17 +108,20 @@ def landing(data_dir: Path, where: str | None = None) -> str | None:
 
 
 def checks(command: str, settings: Settings) -> list[str | None]:
-    """What ``command`` needs of its folders: ``run`` and ``extract`` land pages (never in the demo's folder),
+    """What ``command`` needs of its folders: ``run`` and ``extract`` land pages (never in the demo's folder;
+    ``demo`` is the run of ``swr-etl demo`` there),
     ``run`` and ``rebuild`` load the lake, these and ``views`` (``rebuild --views-only``) write the warehouse,
     and ``rebuild`` replays a landing (one in a store is looked for once its state is pulled)."""
     problems = [data_dir(settings)]
     if problems[0] is not None:  # what lies inside it is not looked at: the one problem is said once
-        return [*problems, lake(settings) if command in ("run", "rebuild") and settings.lake else None]
+        return [*problems, lake(settings) if command in ("run", "demo", "rebuild") and settings.lake else None]
+    if command in ("run", "extract", "demo"):
+        problems.append(landing_folder(settings))
     if command in ("run", "extract"):
-        problems += [landing_folder(settings), not_a_demo(settings)]
-    if command in ("run", "rebuild", "views"):
+        problems.append(not_a_demo(settings))
+    if command in ("run", "demo", "rebuild", "views"):
         problems.append(warehouse_file(settings))
-    if command in ("run", "rebuild"):
+    if command in ("run", "demo", "rebuild"):
         problems.append(lake(settings))
     if command == "rebuild" and not settings.remote:
         problems.append(landing(settings.data_dir))

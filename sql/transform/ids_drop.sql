@@ -1,0 +1,2 @@
+-- Reads nothing; drops the table ids once losers.sql has settled the fetch.
+DROP TABLE ids
