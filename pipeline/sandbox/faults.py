@@ -23,6 +23,7 @@ _RATE_FIELDS = (
     "rate_html",
     "rate_bad_resource",
     "rate_object_resource",
+    "rate_retried_tags",
 )
 
 
@@ -30,10 +31,10 @@ _RATE_FIELDS = (
 class Faults:
     """What the sandbox does wrong on purpose. Every knob is off by default.
 
-    ``rate_*`` values are fractions in ``[0, 1]``. The HTTP faults (429, 5xx, cut, slow) apply to the list
-    endpoints only, never to ``/_sandbox/`` helpers or the IAM endpoint; ``latency_ms`` applies to every
-    ``/v2`` and IAM request. ``rate_bad_resource``, ``rate_object_resource`` and ``grow_tasks`` change the
-    synthetic data itself (see :class:`pipeline.sandbox.world.World`).
+    ``rate_*`` values are fractions in ``[0, 1]``. The HTTP faults (429, 5xx, cut, slow) apply to the ``/v2``
+    API endpoints only, never to ``/_sandbox/`` helpers or the IAM endpoint; ``latency_ms`` applies to every
+    ``/v2`` and IAM request. ``rate_bad_resource``, ``rate_object_resource``, ``rate_retried_tags`` and
+    ``grow_tasks`` change the synthetic data itself (see :class:`pipeline.sandbox.world.World`).
     """
 
     latency_ms: float = 0.0
@@ -48,6 +49,9 @@ class Faults:
     rate_bad_resource: float = 0.0
     rate_object_resource: float = 0.0
     grow_tasks: int = 0
+    #: fraction of ``Succeed`` copy tasks, in executions after a policy's first, that replicate again the
+    #: artifacts of a task that failed in an earlier execution of the same policy (failed, then retried)
+    rate_retried_tags: float = 0.0
     iam_token_ttl_s: float | None = None
     #: serve every task list in a new random order on each request: the unstable order of a running
     #: execution at its worst, under which a single pass of paging misses and repeats tasks

@@ -1,10 +1,12 @@
 """The sandbox HTTP server: SWR Enterprise Edition's replication API on loopback.
 
 API endpoints (GET, under ``/v2/{project_id}/``): ``instances``, ``instances/{iid}/replication/policies``,
-``.../replication/executions``, ``.../executions/{eid}/tasks``, ``.../tasks/{tid}/subtasks``; plus
-``POST /v3/auth/tokens`` (IAM password login). Helpers without auth and without faults:
+``.../replication/executions``, ``.../executions/{eid}/tasks``, ``.../tasks/{tid}/subtasks``,
+``instances/{iid}/registries`` and ``.../registries/{rid}`` (routes in :mod:`pipeline.sandbox.routes`);
+plus ``POST /v3/auth/tokens`` (IAM password login). Helpers without auth and without faults:
 
 * ``GET /_sandbox/truth``: :meth:`World.truth` as JSON (computed once, cached);
+* ``GET /_sandbox/subtask-truth``: :meth:`World.subtask_truth` as JSON (computed once, cached);
 * ``GET /_sandbox/stats``: :meth:`SandboxServer.stats`;
 * ``POST /_sandbox/reset-stats``: zero the statistics.
 
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import ssl
 import threading
 import time
@@ -29,6 +30,10 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from pipeline.sandbox.auth import Authenticator, AuthError
 from pipeline.sandbox.faults import FaultDecision, FaultInjector, format_retry_after
+from pipeline.sandbox.routes import KINDS, ROUTES, check_registry_params, int_param, paging, plain_body
+from pipeline.sandbox.routes import ApiError as _ApiError
+from pipeline.sandbox.routes import dumps as _dumps
+from pipeline.sandbox.routes import error_body as _error_body
 from pipeline.sandbox.settings import DEFAULT_CONFIG, SandboxConfig
 from pipeline.sandbox.world import World
 
@@ -37,47 +42,6 @@ __all__ = ["SandboxServer"]
 logger = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
-_ID = r"(?P<project>[^/]+)/instances/(?P<iid>[^/]+)/replication"
-_ROUTES = (
-    ("instances", re.compile(r"^/v2/(?P<project>[^/]+)/instances/?$")),
-    ("policies", re.compile(rf"^/v2/{_ID}/policies/?$")),
-    ("executions", re.compile(rf"^/v2/{_ID}/executions/?$")),
-    ("tasks", re.compile(rf"^/v2/{_ID}/executions/(?P<eid>[^/]+)/tasks/?$")),
-    ("subtasks", re.compile(rf"^/v2/{_ID}/executions/(?P<eid>[^/]+)/tasks/(?P<tid>[^/]+)/subtasks/?$")),
-)
-_LIST_KEYS = {
-    "instances": "instances",
-    "policies": "policies",
-    "executions": "executions",
-    "tasks": "tasks",
-    "subtasks": "sub_tasks",
-}
-_ERROR_CODES = {
-    400: "SWR.0400",
-    401: "APIGW.0301",
-    404: "SWR.0404",
-    405: "SWR.0405",
-    429: "APIGW.0308",
-    500: "SWR.0500",
-    502: "SWR.0502",
-    503: "SWR.0503",
-}
-
-
-def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, ensure_ascii=False).encode("utf-8")
-
-
-def _error_body(status: int, message: str) -> bytes:
-    code = _ERROR_CODES.get(status, f"SWR.0{status}")
-    return _dumps({"error_code": code, "error_msg": message, "encoded_authorization_message": ""})
-
-
-class _ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass
@@ -121,31 +85,11 @@ class _Stats:
         with self._lock:
             return {
                 "requests": self.requests,
-                "by_kind": {k: self.by_kind[k] for k in (*_LIST_KEYS, "iam")},
+                "by_kind": {k: self.by_kind[k] for k in (*KINDS, "iam")},
                 "faults": {k: self.faults[k] for k in ("429", "5xx", "cut", "slow", "html")},
                 "status": dict(sorted(self.status.items())),
                 "tasks_pages": {page: dict(offsets) for page, offsets in self.tasks_pages.items()},
             }
-
-
-def _int_param(params: dict[str, str], name: str, default: int | None = None) -> int | None:
-    raw = params.get(name)
-    if raw is None:
-        return default
-    if not (raw.isascii() and raw.isdigit()):
-        raise _ApiError(400, f"invalid parameter {name}: must be a non-negative integer")
-    return int(raw)
-
-
-def _paging(params: dict[str, str], default_limit: int) -> tuple[int, int]:
-    limit = _int_param(params, "limit", default_limit)
-    offset = _int_param(params, "offset", 0)
-    assert limit is not None and offset is not None
-    if not 1 <= limit <= 100:
-        raise _ApiError(400, "invalid parameter limit: must be between 1 and 100")
-    if offset % limit:
-        raise _ApiError(400, "invalid parameter offset: must be 0 or a multiple of limit")
-    return offset, limit
 
 
 class _App:
@@ -157,15 +101,17 @@ class _App:
         self.auth = Authenticator(config)
         self.injector = FaultInjector(config.seed, config.faults)
         self.stats = _Stats()
-        self._truth: bytes | None = None
+        self._truths: dict[str, bytes] = {}
         self._truth_lock = threading.Lock()
         self._page_cache: dict[tuple[str, int, int, int, int], bytes] | None = {} if config.cache_pages else None
 
-    def truth_bytes(self) -> bytes:
+    def truth_bytes(self, which: str = "truth") -> bytes:
+        """``truth`` or ``subtask-truth`` of the world as JSON, computed once."""
         with self._truth_lock:
-            if self._truth is None:
-                self._truth = _dumps(self.world.truth())
-            return self._truth
+            if which not in self._truths:
+                truth = self.world.truth() if which == "truth" else self.world.subtask_truth()
+                self._truths[which] = _dumps(truth)
+            return self._truths[which]
 
     def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> _Response:
         split = urlsplit(target)
@@ -183,7 +129,7 @@ class _App:
                 kind = "iam"
                 resp = self._iam(method, body)
             else:
-                route = next(((k, m) for k, rx in _ROUTES if (m := rx.match(path))), None)
+                route = next(((k, m) for k, rx in ROUTES if (m := rx.match(path))), None)
                 if route is None:
                     raise _ApiError(404, "the requested resource does not exist")
                 kind, match = route
@@ -203,8 +149,8 @@ class _App:
         return resp
 
     def _helper(self, method: str, path: str) -> _Response:
-        if method == "GET" and path == "/_sandbox/truth":
-            return _Response(200, self.truth_bytes())
+        if method == "GET" and path in ("/_sandbox/truth", "/_sandbox/subtask-truth"):
+            return _Response(200, self.truth_bytes(path.rsplit("/", 1)[1]))
         if method == "GET" and path == "/_sandbox/stats":
             return _Response(200, _dumps(self.stats.snapshot()))
         if method == "POST" and path == "/_sandbox/reset-stats":
@@ -234,18 +180,24 @@ class _App:
         world = self.world
         if ids["project"] != self.config.project_id:
             raise _ApiError(404, "the project does not exist")
-        offset, limit = _paging(params, 100 if kind == "instances" else 10)
+        offset, limit = (0, 1) if kind == "registry" else paging(params, 100 if kind == "instances" else 10)
         iid = ids.get("iid")
         if iid is not None and not world.has_instance(iid):
             raise _ApiError(404, "the instance does not exist")
-        eid = tid = None
+        found: dict[str, Any] = {"iid": iid}
         if "eid" in ids:
-            eid = _int_param(ids, "eid")
+            found["eid"] = eid = int_param(ids, "eid")
             if eid is None or iid is None or not world.has_execution(iid, eid):
                 raise _ApiError(404, "the execution does not exist")
         if "tid" in ids:
-            tid = _int_param(ids, "tid")
-        policy_id = _int_param(params, "policy_id") if kind == "executions" else None
+            found["tid"] = int_param(ids, "tid")
+        if "rid" in ids:
+            found["rid"] = rid = int_param(ids, "rid")
+            if rid is None or iid is None or world.registry(iid, rid) is None:
+                raise _ApiError(404, "the registry does not exist")
+        if kind == "registries":
+            check_registry_params(params)
+        found["policy_id"] = int_param(params, "policy_id") if kind == "executions" else None
 
         fault = self.injector.decide("GET", path, query)
         if fault is not None and fault.kind == "429":
@@ -261,17 +213,8 @@ class _App:
             resp = _Response(200, b"<html><body><h1>Proxy authentication required</h1></body></html>", fault=fault)
             return resp, None, offset
 
-        page: str | None = None
-        rows: list[JSON]
-        if kind == "instances":
-            rows = [{**i, "project_id": self.config.project_id} for i in world.instances(params.get("status"))]
-        elif kind == "policies":
-            assert iid is not None
-            rows = world.policies(iid, params.get("name"))
-        elif kind == "executions":
-            assert iid is not None
-            rows = world.executions(iid, policy_id)
-        elif kind == "tasks":
+        if kind == "tasks":
+            eid = found["eid"]
             assert iid is not None and eid is not None
             total = world.task_list_request(iid, eid)
             request_no = world.list_requests(iid, eid) if self.config.faults.shuffle_tasks else 0
@@ -283,15 +226,8 @@ class _App:
                 if self._page_cache is not None:
                     self._page_cache[key] = payload
             return _Response(200, payload, fault=fault), f"{iid}/{eid}", offset
-        else:
-            assert iid is not None and eid is not None and tid is not None
-            subs = world.subtasks(iid, eid, tid)
-            if subs is None:
-                raise _ApiError(404, "the task does not exist")
-            status = params.get("status")
-            rows = [s for s in subs if not status or s["status"] == status]
-        body = {_LIST_KEYS[kind]: rows[offset : offset + limit], "total": len(rows)}
-        return _Response(200, _dumps(body), fault=fault), page, offset
+        body = plain_body(world, kind, found, params, offset, limit, self.config.project_id)
+        return _Response(200, _dumps(body), fault=fault), None, offset
 
 
 class _HTTPServer(ThreadingHTTPServer):

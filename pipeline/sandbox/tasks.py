@@ -1,4 +1,4 @@
-"""Lazy generation of replication tasks (TaskDetail) and their subtasks.
+"""Lazy generation of replication tasks (TaskDetail); their subtasks are in :mod:`pipeline.sandbox.subtasks`.
 
 Task ``k`` of an execution is a pure function of the world's seed, the execution (:class:`ExecSpec`) and
 ``k``: one cheap ``random.Random`` per task draws from pools precomputed once per world (:class:`Pools`),
@@ -17,7 +17,7 @@ from typing import Any
 
 from pipeline.sandbox.faults import Faults
 
-__all__ = ["BAD_KINDS", "REGISTRY_SECRET", "BadSide", "ExecSpec", "Pools", "TaskModel", "make_task", "subtasks"]
+__all__ = ["BAD_KINDS", "REGISTRY_SECRET", "BadSide", "ExecSpec", "Pools", "TaskModel", "format_time", "make_task"]
 
 JSON = dict[str, Any]
 
@@ -104,6 +104,9 @@ class ExecSpec:
     start: float  # epoch seconds of the first task
     seed: int
     registry_task: int  # k that always carries the registry credential, or -1
+    #: earlier executions of the same policy (ascending id): where ``Faults.rate_retried_tags`` finds
+    #: failed tags to replicate again
+    earlier: tuple[ExecSpec, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +178,35 @@ def _wrong_type(obj: JSON, variant: int) -> JSON:
     return bad
 
 
+def _retried(pools: Pools, faults: Faults, spec: ExecSpec, k: int) -> tuple[str, str, JSON, list[JSON]] | None:
+    """The resource of a failed task of an earlier execution of the policy, for task ``k`` to replicate again.
+
+    Draws from its own stream (never the task's), so the knob at 0 leaves every task byte-identical.
+    """
+    rng = random.Random(f"retry/{spec.seed}/{k}")
+    if rng.random() >= faults.rate_retried_tags:
+        return None
+    earlier = spec.earlier[int(rng.random() * len(spec.earlier))]
+    if not earlier.failed:
+        return None
+    # invert the status permutation: the task whose status slot is a "Failed" one
+    slot = int(rng.random() * earlier.failed)
+    j = ((slot - earlier.perm_b) * pow(earlier.perm_a, -1, earlier.n)) % earlier.n
+    failed = make_task(pools, faults, earlier, j)
+    if (
+        failed.detail["operation"] != "copy"
+        or failed.dst["metadata"]["artifacts"] == failed.src["metadata"]["artifacts"]
+    ):
+        return None  # nothing failed to reach the destination
+    src = failed.src
+    return (
+        src["type"],
+        src["metadata"]["repository"]["name"],
+        src["metadata"]["repository"]["metadata"],
+        src["metadata"]["artifacts"],
+    )
+
+
 def make_task(pools: Pools, faults: Faults, spec: ExecSpec, k: int) -> TaskModel:
     """Task ``k`` (0-based) of the execution ``spec``; deterministic."""
     rng = random.Random((spec.seed ^ (k * 0x9E3779B97F4A7C15)) & _MASK)
@@ -208,6 +240,11 @@ def make_task(pools: Pools, faults: Faults, spec: ExecSpec, k: int) -> TaskModel
         partial_tags = artifacts[keep]["tags"]
         if partial_tags:
             dst_artifacts.append({**artifacts[keep], "tags": partial_tags[: len(partial_tags) // 2]})
+    if faults.rate_retried_tags and spec.earlier and status == "Succeed" and operation == "copy":
+        retried = _retried(pools, faults, spec, k)
+        if retried is not None:
+            rtype, repo, meta, artifacts = retried
+            n_art, dst_artifacts = len(artifacts), artifacts
     is_bad = r_bad < faults.rate_bad_resource and k != spec.registry_task
     registry = _REGISTRY if not is_bad and (k == spec.registry_task or r_reg < 0.004) else None
     flags = {"deleted": operation != "copy", "is_delete_tag": operation == "tag deletion"}
@@ -281,33 +318,3 @@ def make_task(pools: Pools, faults: Faults, spec: ExecSpec, k: int) -> TaskModel
     if end_s is None:
         del detail["end_time"]
     return TaskModel(detail, src, dst, bad, start, end)
-
-
-def subtasks(model: TaskModel) -> list[JSON]:
-    """One SubtaskDetail per tag of the source resource (untagged artifacts have none)."""
-    detail = model.detail
-    rng = random.Random(f"{detail['job_id']}/sub")
-    namespace, _, repository = model.src["metadata"]["repository"]["name"].partition("/")
-    reached = {(a["digest"], t) for a in model.dst["metadata"]["artifacts"] for t in (a["tags"] or ()) if t is not None}
-    status = detail["status"]
-    out: list[JSON] = []
-    for artifact in model.src["metadata"]["artifacts"]:
-        for tag in artifact["tags"] or ():
-            ok = (artifact["digest"], tag) in reached
-            sub_status = "Succeed" if ok and status in ("Succeed", "Failed", "Stopped") else status
-            end = model.end
-            out.append(
-                {
-                    "id": detail["id"] * 1000 + len(out),
-                    "job_id": f"{rng.getrandbits(96):024x}",
-                    "namespace": namespace,
-                    "repository": repository,
-                    "tag": tag,
-                    "digest": artifact["digest"],
-                    "status": sub_status,
-                    "status_text": "" if sub_status == "Succeed" else f"task {status.lower()}",
-                    "start_time": format_time(model.start, rng),
-                    "end_time": format_time(end, rng) if end is not None else "",
-                }
-            )
-    return out

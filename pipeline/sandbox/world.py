@@ -1,7 +1,8 @@
 """The deterministic synthetic SWR Enterprise Edition world served by the sandbox.
 
 Instances, policies and executions are built once (they are small); tasks are generated lazily by
-:mod:`pipeline.sandbox.tasks`, so a world of a million tasks costs a few megabytes.
+:mod:`pipeline.sandbox.tasks` (subtasks by :mod:`pipeline.sandbox.subtasks`), so a world of a million tasks
+costs a few megabytes.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipeline.sandbox.faults import NO_FAULTS, Faults
-from pipeline.sandbox.tasks import ExecSpec, Pools, TaskModel, make_task, subtasks
+from pipeline.sandbox.registries import build_registries
+from pipeline.sandbox.subtasks import FAILURE_CLASSES, SubtaskModel, subtasks
+from pipeline.sandbox.tasks import ExecSpec, Pools, TaskModel, make_task
 
 __all__ = ["EDGE_TASK_COUNTS", "World"]
 
@@ -65,6 +68,7 @@ class _Instance:
     policies: tuple[_Policy, ...]
     executions: tuple[_Execution, ...]  # ascending id
     by_id: dict[int, _Execution]
+    registries: tuple[JSON, ...]  # ascending id; registry 0 is the instance itself
 
 
 @dataclass(slots=True)
@@ -87,6 +91,8 @@ class World:
     executions, scale 14 ~52,000 in ~96, scale 20 at least 50,000 for any seed (~75,000 in ~120
     executions), scale 280 about a million. The newest regular execution of each of the first two
     instances is ``InProgress`` with API counters that lag the task list (``counters_lag`` in :meth:`truth`).
+    Each instance has registries 0..3 or more (:mod:`pipeline.sandbox.registries`); each task has one
+    subtask per source tag (:mod:`pipeline.sandbox.subtasks`), whose outcomes :meth:`subtask_truth` counts.
     """
 
     def __init__(self, seed: int = 0, scale: float = 1.0, faults: Faults = NO_FAULTS) -> None:
@@ -187,10 +193,16 @@ class World:
             "vpc_cidr": "192.168.0.0/16",
             "subnet_name": "subnet-sandbox",
             "subnet_cidr": "192.168.0.0/24",
+            # the SDK's remaining Instance fields, from the id (not from rng: existing values stay put)
+            "product_id": f"OFFI{int(iid.replace('-', ''), 16) % 10**18:018d}",
+            "order_id": "",  # set for yearly/monthly instances only
+            "vpcep_service_id": str(uuid.UUID(hashlib.sha256(f"vpcep/{iid}".encode()).hexdigest()[:32], version=4)),
         }
+        registries = build_registries(self.seed, index, body, created)
         eid = 40 + rng.randrange(60)
         tid = 1000 + rng.randrange(500)
         executions = []
+        by_policy: dict[int, list[ExecSpec]] = {}  # earlier executions of each policy, for retried tags
         step = _SPAN / max(1, len(plans))
         for pos, plan in enumerate(plans):
             n = plan.n
@@ -225,7 +237,9 @@ class World:
                 start=created + 1.0,
                 seed=(self._mix ^ (index * 0xBF58476D1CE4E5B9) ^ (eid * 0x94D049BB133111EB)) & ((1 << 64) - 1),
                 registry_task=7 if plan.edge and n == 99 else -1,
+                earlier=tuple(by_policy.get(plan.policy.id, ())),
             )
+            by_policy.setdefault(plan.policy.id, []).append(spec)
             trigger = plan.policy.trigger if rng.random() < 0.7 else "manual"
             updated = created + 5.0 + n * 0.7 + rng.uniform(0, 600)
             executions.append(
@@ -233,7 +247,8 @@ class World:
             )
             eid += 1 + (rng.randrange(1, 6) if rng.random() < 0.2 else 0)
             tid += n + reserve + rng.randrange(4)
-        return _Instance(index, iid, body, policies, tuple(executions), {e.spec.execution_id: e for e in executions})
+        by_id = {e.spec.execution_id: e for e in executions}
+        return _Instance(index, iid, body, policies, tuple(executions), by_id, registries)
 
     # ---------------------------------------------------------------- lookups used by the server
 
@@ -322,13 +337,28 @@ class World:
     def task_model(self, iid: str, eid: int, k: int) -> TaskModel:
         return make_task(self._pools, self.faults, self._by_id[iid].by_id[eid].spec, k)
 
+    def _subtask_models(self, inst: _Instance, ex: _Execution, model: TaskModel) -> list[SubtaskModel]:
+        """Subtasks of one task; its policy's destination registry gives the host and the health."""
+        policy = next(p for p in inst.policies if p.id == ex.policy_id)
+        dest = inst.registries[policy.body["dest_registry"]["id"]]
+        host = dest["url"].partition("://")[2] or dest["url"]
+        return subtasks(model, host, dest["status"] == "unhealthy")
+
     def subtasks(self, iid: str, eid: int, task_id: int) -> list[JSON] | None:
         """SubtaskDetail objects of one task, or None when the task does not exist."""
-        ex = self._by_id[iid].by_id[eid]
+        inst = self._by_id[iid]
+        ex = inst.by_id[eid]
         k = task_id - ex.spec.first_task_id
         if not 0 <= k < self.task_count(iid, eid):
             return None
-        return subtasks(self.task_model(iid, eid, k))
+        return [s.detail for s in self._subtask_models(inst, ex, self.task_model(iid, eid, k))]
+
+    def registries(self, iid: str) -> tuple[JSON, ...]:
+        """The registries (replication targets) of an instance, ascending id."""
+        return self._by_id[iid].registries
+
+    def registry(self, iid: str, rid: int) -> JSON | None:
+        return next((r for r in self._by_id[iid].registries if r["id"] == rid), None)
 
     # ---------------------------------------------------------------- truth
 
@@ -369,3 +399,55 @@ class World:
             instances.append({"id": inst.id, "executions": execs})
         totals["instances"] = len(instances)
         return {"seed": self.seed, "scale": self.scale, "instances": instances, "totals": totals}
+
+    def subtask_truth(self) -> JSON:
+        """Per-tag outcomes a correct pipeline should find (kept out of :meth:`truth`, which stays as it is).
+
+        Per execution: subtasks by status and ``Failed`` subtasks by failure class (see
+        :data:`pipeline.sandbox.subtasks.FAILURE_TEXTS`). ``retries``: per (instance, policy, source
+        repository, tag), a ``Failed`` subtask followed by a ``Succeed`` one in a later execution of the same
+        policy; ``same_digest`` is false when the tag was pushed again in between. Generates every task.
+        """
+        statuses = ("Succeed", "Failed", "Stopped", "InProgress", "Pending", "Initialized")
+        by_status = dict.fromkeys(statuses, 0)
+        by_class = dict.fromkeys(FAILURE_CLASSES, 0)
+        instances, retries = [], []
+        for inst in self._instances:
+            execs = []
+            pending: dict[tuple[int, str, str], JSON] = {}  # last failure not yet retried
+            for ex in inst.executions:  # ascending id: oldest first
+                row: JSON = {"id": ex.spec.execution_id, "policy_id": ex.policy_id}
+                row["by_status"], row["by_class"] = dict.fromkeys(statuses, 0), dict.fromkeys(FAILURE_CLASSES, 0)
+                row["tasks_with_failed_tags"] = 0
+                for k in range(ex.spec.n + (self.faults.grow_tasks if ex.growable else 0)):
+                    model = make_task(self._pools, self.faults, ex.spec, k)
+                    subs = self._subtask_models(inst, ex, model)
+                    row["tasks_with_failed_tags"] += any(s.failure_class for s in subs)
+                    for sub in subs:
+                        d = sub.detail
+                        row["by_status"][d["status"]] += 1
+                        if sub.failure_class:
+                            row["by_class"][sub.failure_class] += 1
+                        key = (ex.policy_id, sub.source_repo, d["tag"])
+                        here = {"execution_id": ex.spec.execution_id, "task_id": model.detail["id"]}
+                        here.update(subtask_id=d["id"], digest=d["digest"])
+                        if d["status"] == "Failed":
+                            pending[key] = here
+                        elif d["status"] == "Succeed" and key in pending:
+                            failed = pending[key]
+                            if failed["execution_id"] != ex.spec.execution_id:
+                                del pending[key]
+                                retries.append(
+                                    {"instance_id": inst.id, "policy_id": ex.policy_id, "repository": key[1]}
+                                    | {"tag": key[2], "failed": failed, "succeeded": here}
+                                    | {"same_digest": failed["digest"] == d["digest"]}
+                                )
+                for status, count in row["by_status"].items():
+                    by_status[status] += count
+                for cls, count in row["by_class"].items():
+                    by_class[cls] += count
+                execs.append(row)
+            instances.append({"id": inst.id, "executions": execs})
+        totals = {"subtasks": sum(by_status.values()), "by_status": by_status, "by_class": by_class}
+        totals["retries"] = len(retries)
+        return {"seed": self.seed, "scale": self.scale, "instances": instances, "totals": totals, "retries": retries}
