@@ -27,6 +27,9 @@ MAX_WORKERS = 16  # lanes of a load: each holds a batch and its own DuckDB memor
 DEFAULT_MAX_RESPONSE_MB = 64.0
 DEFAULT_REQUEST_DEADLINE_S = 300.0
 DEFAULT_UPLOAD_EVERY_S = 30.0
+# No request budget unless asked for: SWR publishes no quota to base one on, and the 429 reaction already
+# backs off (docs/decisions/0019-request-budget.md). 20 is the documented value for a shared account.
+DEFAULT_MAX_RPS = 0.0
 # settings that are a size or a duration: a finite number above 0, or the client cannot honour them
 POSITIVE_NUMBERS = ("connect_timeout", "read_timeout", "request_deadline", "max_response_mb", "upload_every_s")
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -160,6 +163,8 @@ class Settings:
     workers: int | None = None  # lanes that transform side by side (default: one per core, at most 4)
     # seconds between uploads of an extract's complete fetches to a data directory in a store
     upload_every_s: float = DEFAULT_UPLOAD_EVERY_S
+    # requests per second at most, across every thread of the run (pipeline.api.ratelimit); 0: no budget
+    max_rps: float = DEFAULT_MAX_RPS
 
 
 # name -> (flag, environment variable, kind). Kinds: str, int, float, ids (str list), ints, path, bool.
@@ -179,6 +184,7 @@ FIELDS: dict[str, tuple[str | None, str | None, str]] = {
     "request_deadline": ("--request-deadline", "SWR_ETL_REQUEST_DEADLINE", "float"),
     "max_response_mb": ("--max-response-mb", "SWR_ETL_MAX_RESPONSE_MB", "float"),
     "max_attempts": ("--max-attempts", "SWR_ETL_MAX_ATTEMPTS", "int"),
+    "max_rps": ("--max-rps", "SWR_ETL_MAX_RPS", "float"),
     "strict": ("--strict", None, "bool"),
     "full": ("--full", None, "bool"),
     "ca_bundle": ("--ca-bundle", "SWR_ETL_CA_BUNDLE", "path"),
@@ -373,6 +379,11 @@ def _resolve(
         problems.append(f"--ca-bundle {values['ca_bundle']} is not a file")
     if values.get("ca_bundle") and values.get("insecure"):
         problems.append("--ca-bundle and --insecure contradict each other: give one")
+    if "max_rps" in values and not (math.isfinite(values["max_rps"]) and values["max_rps"] >= 0):
+        problems.append(
+            f"{sources['max_rps']} must be a finite number of requests per second, or 0 for no budget, "
+            f"got {values['max_rps']:g}"
+        )
     if "max_attempts" in values and not 1 <= values["max_attempts"] <= 20:
         problems.append("max_attempts must be from 1 to 20")
     if "workers" in values and not 1 <= values["workers"] <= MAX_WORKERS:

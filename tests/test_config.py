@@ -134,3 +134,39 @@ def test_the_request_deadline_and_the_response_limit_have_defaults_and_sources()
     env |= {"SWR_ETL_REQUEST_DEADLINE": "9", "SWR_ETL_MAX_RESPONSE_MB": "8"}
     s = resolve_settings({"request_deadline": 5.0}, env)
     assert (s.request_deadline, s.max_response_mb) == (5.0, 8.0)
+
+
+def test_the_request_budget_is_off_by_default_and_comes_from_flag_environment_or_file(tmp_path: Path) -> None:
+    env = {**BASE_ENV, "SWR_AUTH_TOKEN": "tok-123456"}
+    assert resolve_settings({}, env).max_rps == 0.0  # no budget
+    config = tmp_path / "swr.toml"
+    config.write_text("max-rps = 20\n")
+    assert resolve_settings({}, env, config).max_rps == 20.0
+    assert resolve_settings({}, {**env, "SWR_ETL_MAX_RPS": "12.5"}, config).max_rps == 12.5
+    assert resolve_settings({"max_rps": 3.0}, {**env, "SWR_ETL_MAX_RPS": "12.5"}, config).max_rps == 3.0
+    assert resolve_settings({}, {**env, "SWR_ETL_MAX_RPS": "0"}).max_rps == 0.0  # 0 says "no budget" explicitly
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("abc", "SWR_ETL_MAX_RPS: expected a number, got 'abc'"),
+        ("-1", "SWR_ETL_MAX_RPS must be a finite number of requests per second, or 0 for no budget, got -1"),
+        ("nan", "SWR_ETL_MAX_RPS must be a finite number of requests per second, or 0 for no budget, got nan"),
+        ("inf", "SWR_ETL_MAX_RPS must be a finite number of requests per second, or 0 for no budget, got inf"),
+    ],
+)
+def test_a_request_budget_that_is_not_a_finite_number_of_zero_or_more_is_refused(value: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        resolve_settings({}, {**BASE_ENV, "SWR_AUTH_TOKEN": "tok-123456", "SWR_ETL_MAX_RPS": value})
+    assert str(info.value) == problem
+
+
+def test_a_bad_request_budget_is_named_by_where_it_came_from(tmp_path: Path) -> None:
+    env = {**BASE_ENV, "SWR_AUTH_TOKEN": "tok-123456"}
+    with pytest.raises(ConfigError, match=r"^--max-rps must be a finite number .* got -inf$"):
+        resolve_settings({"max_rps": float("-inf")}, env)
+    config = tmp_path / "swr.toml"
+    config.write_text("max-rps = nan\n")
+    with pytest.raises(ConfigError, match=r"^config file key 'max_rps' must be a finite number .* got nan$"):
+        resolve_settings({}, env, config)

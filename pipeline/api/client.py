@@ -12,6 +12,8 @@
   Which is which is decided in one place, :func:`pipeline.api.answers.classify`.
 - An adaptive limiter keeps the requests in flight at or under ``concurrency`` and halves that bound when
   the server answers 429, growing it back one step at a time as requests succeed.
+- With ``--max-rps``, a request budget (:mod:`pipeline.api.ratelimit`) caps the requests sent per second by all
+  threads together: every attempt, retries and IAM token requests included, takes a token before it is sent.
 - No header value, token, key or password is ever logged or put into an exception.
 """
 
@@ -38,6 +40,7 @@ from tenacity import (
 
 from pipeline.api.answers import classify
 from pipeline.api.auth import SwrAuth, auth_for
+from pipeline.api.ratelimit import TokenBucket
 from pipeline.api.transport import Transport
 from pipeline.config import Settings
 from pipeline.errors import (
@@ -80,9 +83,10 @@ class ClientStats:
     transport_errors: int = 0
     bytes_received: int = 0
     oversized: int = 0  # answers over --max-response-mb
+    budget_wait_s: float = 0.0  # seconds threads waited, all added, for a token of the --max-rps budget
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, **counts: int) -> None:
+    def add(self, **counts: float) -> None:
         with self.lock:
             for name, n in counts.items():
                 setattr(self, name, getattr(self, name) + n)
@@ -145,6 +149,23 @@ class AdaptiveLimiter:
                 self._cond.notify_all()
 
 
+class BudgetedTransport(Transport):
+    """The client's transport: with a budget, every exchange takes a token first, the IAM token's too (it goes
+    through this transport as well), and the time spent waiting for it is counted in ``stats``."""
+
+    def __init__(self, settings: Settings, budget: TokenBucket | None, stats: ClientStats) -> None:
+        super().__init__(settings)
+        self.budget = budget
+        self.stats = stats
+
+    def exchange(self, method: str, url: str, path: str, **kwargs: Any) -> requests.Response:
+        if self.budget is not None:
+            waited = self.budget.acquire()  # raises Stopped when the run stops meanwhile
+            if waited:
+                self.stats.add(budget_wait_s=waited)
+        return super().exchange(method, url, path, **kwargs)
+
+
 class BackoffWait:
     """tenacity wait: the server's ``Retry-After`` when it gave one, else exponential backoff, full jitter."""
 
@@ -169,15 +190,19 @@ class SwrClient:
         self.endpoint = settings.endpoint.rstrip("/")
         parts = urlsplit(self.endpoint)
         self._scheme, self._host, self._base_path = parts.scheme, parts.netloc, parts.path.rstrip("/")
-        self.transport = Transport(settings)
+        self.stopping = threading.Event()  # set by stop(): no new attempt, no more waiting for one
+        self.stats = ClientStats()
+        # burst 1: requests evenly spaced, so no second of a gateway's count holds more than max_rps + 1
+        self.budget = TokenBucket(settings.max_rps, burst=1.0, stopping=self.stopping) if settings.max_rps > 0 else None
+        if self.budget is not None:
+            log.info("request budget: at most %g requests per second (--max-rps)", settings.max_rps)
+        self.transport: Transport = BudgetedTransport(settings, self.budget, self.stats)
         self.session = self.transport.session
         self.limiter = AdaptiveLimiter(settings.concurrency)
-        self.stats = ClientStats()
         self._wait = BackoffWait(initial=backoff_initial)
         for secret in settings.credentials.secrets():
             register_secret(secret)  # masked in every error and log line, whoever uses this client
         self.auth: SwrAuth = auth_for(settings, self.transport)
-        self.stopping = threading.Event()  # set by stop(): no new attempt, no more waiting between attempts
 
     # -- paths -------------------------------------------------------------------------------------
     def path(self, *segments: str | int) -> str:
@@ -255,10 +280,15 @@ class SwrClient:
         if self.stopping.is_set():
             raise Stopped("the run is stopping")
         url = f"{self._scheme}://{self._host}{path}"
+        # the budget's token is taken in exchange(), inside the limiter: sent as soon as taken, so the budget's
+        # spacing is the spacing on the wire
         with self.limiter:
-            self.stats.add(requests=1)
+            sent = True
             try:
                 response = self.transport.exchange("GET", url, path, params=params, auth=self.auth)
+            except Stopped:
+                sent = False  # stopped while waiting for a token of the budget: nothing went out
+                raise
             except ResponseTooLarge:
                 self.stats.add(oversized=1)
                 raise
@@ -267,6 +297,9 @@ class SwrClient:
             except TransportError:
                 self.stats.add(transport_errors=1)
                 raise
+            finally:
+                if sent:
+                    self.stats.add(requests=1)
         self.stats.add(bytes_received=len(response.content))
         log.debug(
             "GET %s %s -> %d in %.0f ms",
@@ -297,7 +330,8 @@ class SwrClient:
             raise Stopped("the run is stopping")
 
     def stop(self) -> None:
-        """Make every request that is waiting to retry give up now (Ctrl-C, or a fatal error elsewhere)."""
+        """Make every request that is waiting to retry, or for a token of the budget, give up now (Ctrl-C, or
+        a fatal error elsewhere)."""
         self.stopping.set()
 
     def close(self) -> None:

@@ -85,6 +85,13 @@ def scope_options(func: F) -> F:
         ),
         click.option("--max-attempts", type=int, help="Tries per request before giving up [default 6]."),
         click.option(
+            "--max-rps",
+            type=float,
+            metavar="N",
+            help="Requests per second at most, all threads together, retries and IAM included "
+            "[env SWR_ETL_MAX_RPS; default 0: no budget; 20 for a shared account].",
+        ),
+        click.option(
             "--full", is_flag=True, default=None, help="Fetch finished executions again, even those already landed."
         ),
         click.option(

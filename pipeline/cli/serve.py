@@ -33,6 +33,12 @@ log = logging.getLogger("pipeline")
 @click.option("--rate-bad-resource", default=0.0, type=float, help="Fraction of tasks with malformed resources.")
 @click.option("--rate-object-resource", default=0.0, type=float, help="Fraction of resources sent as objects.")
 @click.option("--grow-tasks", default=0, type=int, help="Tasks added to a large execution while it is paged.")
+@click.option(
+    "--rate-retried-tags",
+    default=0.0,
+    type=float,
+    help="Fraction of later copy tasks that replicate again the tags an earlier execution of the policy failed.",
+)
 @click.option("--iam-token-ttl", "iam_token_ttl_s", default=None, type=float, help="Seconds an IAM token lives.")
 @click.option("--shuffle-tasks", is_flag=True, help="Serve task lists in a new random order on every request.")
 @click.option("--cache-pages", is_flag=True, help="Serve task pages from memory after the first time (benchmarks).")
