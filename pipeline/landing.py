@@ -4,6 +4,7 @@ Extract writes here and transform reads here; neither looks inside the other. La
 
     instances/run_id=R/page-000000000.json.zst
     policies/instance_id=I/run_id=R/page-000000000.json.zst
+    registries/instance_id=I/run_id=R/page-000000000.json.zst
     executions/instance_id=I/run_id=R/page-000000000.json.zst
     tasks/instance_id=I/execution_id=E/run_id=R/page-000000100.json.zst
     <every run_id=R folder>/_manifest.json       written last: the fetch is complete
@@ -12,9 +13,9 @@ Extract writes here and transform reads here; neither looks inside the other. La
 A page file holds the response body byte for byte (one zstd frame at level 3, so the same body always
 gives the same file with the same zstd library; landings written by earlier versions hold ``.json.gz``
 pages, which every reader still takes: the codec follows the file name), with one exception: Harbor's
-``registry`` object inside an embedded resource may carry the remote registry's ``credential``
-(``access_key``, ``access_secret``). Those values are masked before anything is written
-(:func:`scrub_credentials`), and the manifest counts what was masked.
+``registry`` object inside an embedded resource, and every record of the registries listing, may carry a
+remote registry's ``credential`` (``access_key``, ``access_secret``). Those values are masked before anything
+is written (:func:`scrub_credentials`), and the manifest counts what was masked.
 The manifest lists every page with what is needed to replay or check it: path, query, offset, limit, HTTP
 status, request id, time fetched, rows, total, byte count and SHA-256 of the body as stored.
 A folder without ``_manifest.json`` is a fetch that did not finish: readers skip it.
@@ -240,8 +241,8 @@ def _mask(value: Any) -> tuple[Any, int]:
     total = 0
     out: Any = None
     for key, item in items:
-        if key in CREDENTIAL_KEYS and isinstance(item, str) and item not in ("", MASK):
-            new, n = MASK, 1
+        if key in CREDENTIAL_KEYS and item not in ("", MASK, None):
+            new, n = MASK, 1  # whatever the type: a secret sent as a number or an object is a secret too
         elif isinstance(item, (dict, list)) or (isinstance(item, str) and _may_hold_credential(item)):
             new, n = _mask(item)
         else:

@@ -185,7 +185,7 @@ REJECTS = Table(
             "field",
             pa.string(),
             "what was wrong: src_resource, dst_resource, operation, id, start_time, task, ...; in a listing's "
-            "record: execution.id, execution.total, policy.src_registry.id, ...",
+            "record: execution.id, execution.total, policy.src_registry.id, registry.url, ...",
         ),
         ("error", pa.string(), "why, in words"),
         ("raw", pa.string(), "the raw text as received (null when the field was missing)"),
@@ -195,8 +195,8 @@ REJECTS = Table(
         (
             "execution_month",
             pa.string(),
-            "partition: the execution's YYYY-MM; 'listings' for records of the instances, policies and "
-            "executions listings",
+            "partition: the execution's YYYY-MM; 'listings' for records of the instances, policies, "
+            "registries and executions listings",
         ),
     ),
     partitioned=True,
@@ -213,6 +213,20 @@ INSTANCES = Table(
         ("spec", pa.string(), "instance specification"),
         ("version", pa.string(), "instance version"),
         ("created_at", TS, "when the instance was created"),
+        ("description", pa.string(), "instance description"),
+        ("charge_mode", pa.string(), "billing mode: postPaid (pay per use) or prePaid (yearly/monthly)"),
+        ("access_address", pa.string(), "the instance's registry address (https://...)"),
+        ("enterprise_project_id", pa.string(), "enterprise project the instance belongs to ('0': the default)"),
+        ("vpc_id", pa.string(), "VPC of the instance"),
+        ("vpc_name", pa.string(), "name of that VPC"),
+        ("vpc_cidr", pa.string(), "CIDR block of that VPC"),
+        ("subnet_id", pa.string(), "subnet of the instance"),
+        ("subnet_name", pa.string(), "name of that subnet"),
+        ("subnet_cidr", pa.string(), "CIDR block of that subnet"),
+        ("obs_bucket_name", pa.string(), "OBS bucket holding the instance's artifacts"),
+        ("user_def_obs", pa.bool_(), "that bucket is the user's own, not one the service made"),
+        ("updated_at", TS, "last change of the instance"),
+        ("expires_at", TS, "when a prePaid instance expires (null: pay per use)"),
         ("first_seen_run", pa.string(), "run id of the first listing that showed this instance"),
         ("last_seen_run", pa.string(), "run id of the newest listing that showed it"),
     ),
@@ -247,5 +261,32 @@ POLICIES = Table(
     doc="one row per replication policy ever listed, newest record wins",
 )
 
-TABLES: dict[str, Table] = {t.name: t for t in (INSTANCES, POLICIES, EXECUTIONS, TASKS, ARTIFACTS, TAGS, REJECTS)}
-LISTED = (INSTANCES, POLICIES, EXECUTIONS)  # small tables rebuilt whole from the landed listings each load
+REGISTRIES = Table(
+    "registries",
+    _schema(
+        ("instance_id", pa.string(), "SWR EE instance whose replication target this is"),
+        ("registry_id", pa.int64(), "registry id, unique within the instance (0: the instance itself)"),
+        ("name", pa.string(), "registry name"),
+        ("description", pa.string(), "registry description"),
+        ("region_id", pa.string(), "region of the registry"),
+        ("type", pa.string(), "swr-pro-internal, swr-pro, huawei-SWR, harbor, docker-hub, ... (stored as sent)"),
+        ("url", pa.string(), "the registry's address"),
+        ("remote_instance_id", pa.string(), "the SWR EE instance the registry is, when it is one (null or empty)"),
+        ("insecure", pa.bool_(), "the registry's certificate is not verified"),
+        ("status", pa.string(), "healthy or unhealthy (stored as sent)"),
+        ("created_at", TS, "when the registry was added"),
+        ("updated_at", TS, "last change of the registry"),
+        ("credential_type", pa.string(), "type of the registry's credential (basic, ...); its keys are never stored"),
+        ("credential_set", pa.bool_(), "the registry has a credential with a non-empty secret"),
+        ("first_seen_run", pa.string(), "run id of the first listing that showed this registry"),
+        ("last_seen_run", pa.string(), "run id of the newest listing that showed it"),
+    ),
+    partitioned=False,
+    sort_by=("instance_id", "registry_id"),
+    doc="one row per registry (replication target) ever listed, newest record wins",
+)
+
+TABLES: dict[str, Table] = {
+    t.name: t for t in (INSTANCES, POLICIES, REGISTRIES, EXECUTIONS, TASKS, ARTIFACTS, TAGS, REJECTS)
+}
+LISTED = (INSTANCES, POLICIES, REGISTRIES, EXECUTIONS)  # small tables rebuilt whole from the landed listings

@@ -82,6 +82,8 @@ class HostileApi:
             return {"instances": [{"id": IID, "name": "one", "status": "Running"}], "total": 1}
         if parts[-1] == "policies":
             return {"policies": [{"id": 1, "name": "mirror"}], "total": 1}
+        if parts[-1] == "registries":
+            return {"registries": [], "total": 0}
         if parts[-1] == "executions":
             records = [rec for rec, _ in self.executions.values()]
             return {"executions": records[offset : offset + 100], "total": len(records)}

@@ -266,7 +266,8 @@ def test_timestamps_are_the_same_instants(spark: Any, warehouse: duckdb.DuckDBPy
             )
             got, want = _spark(spark, spark_sql), _duck(warehouse, duck_sql)
             assert got == want, f"{name}.{col}: Spark {got} != DuckDB {want}"
-            assert want[0][2] > 0, f"{name}.{col} is all null: nothing compared"
+            # the sandbox's instances are all paid per use: they send no expiry time ("")
+            assert want[0][2] > 0 or (name, col) == ("instances", "expires_at"), f"{name}.{col} is all null"
             checked += 1
     assert checked >= 6
     # and Spark's UTC month of an execution's start is the month its task partitions are named by

@@ -14,7 +14,7 @@ from conftest import VENDOR_EXAMPLE
 
 from pipeline.landing import Landing
 from pipeline.load import load_lake
-from pipeline.schema import TABLES
+from pipeline.schema import INSTANCES, TABLES
 from pipeline.transform import cast_time, describe_invalid_json, lanes, parse_time
 
 IID = "inst-1"
@@ -677,6 +677,7 @@ def test_instances_policies_and_executions_keep_their_history(tmp_path: Path) ->
     assert rows(tmp_path, "instances", "instance_id") == [
         {"instance_id": IID, "name": "prod", "status": "Unavailable", "spec": "swr.ee.basic", "version": "v2",
          "created_at": datetime(2025, 1, 1, tzinfo=UTC), "first_seen_run": first, "last_seen_run": second}
+        | dict.fromkeys(INSTANCES.columns[6:-2]) | {"charge_mode": "postPaid"}
     ]  # fmt: skip
     assert rows(tmp_path, "policies", "policy_id") == [
         {"instance_id": IID, "policy_id": 3, "name": "to-mirror", "description": "", "src_registry_id": 0,

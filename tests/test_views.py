@@ -23,6 +23,7 @@ VIEWS = {
     "execution_summary",
     "failures",
     "policy_health",
+    "policy_targets",
     "repository_failures",
     "repository_replication",
     "stuck_tasks",

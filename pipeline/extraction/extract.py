@@ -1,7 +1,7 @@
 """Extract: every task of every execution of every instance in scope, landed raw on disk.
 
-1. List the instances (or take the ones given), then per instance its policies and its executions (all, or
-   those of the given policies), landing every page.
+1. List the instances (or take the ones given), then per instance its policies, its executions (all, or
+   those of the given policies) and its registries (credentials masked), landing every page.
 2. Page the tasks of every execution in scope with limit 100. Pages of one execution and of different
    executions are fetched in parallel, ``concurrency`` requests in flight at most (the client lowers that
    bound while the server answers 429). Earlier executions are served first, so each finishes soon and

@@ -1,5 +1,5 @@
-"""The listings of an extract: the instances in scope, then each one's policies and executions, every page
-landed. A listing is small: it is paged one request at a time."""
+"""The listings of an extract: the instances in scope, then each one's policies, executions and registries
+(replication targets), every page landed. A listing is small: it is paged one request at a time."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 from pipeline.api.client import SwrClient
 from pipeline.api.paging import MAX_LIMIT, iterate_pages
 from pipeline.config import Settings
-from pipeline.errors import AuthError, SwrEtlError
+from pipeline.errors import ApiError, AuthError, Interrupted, Stopped, SwrEtlError
 from pipeline.extraction.pages import land_page, rows_and_total
 from pipeline.extraction.summary import ExtractSummary
 from pipeline.landing import Landing
@@ -140,10 +140,44 @@ class Lister:
                     )
                 else:
                     records.setdefault(eid, record)
+        self.list_registries(instance_id)
         wanted = self.settings.execution_ids
         return [
             ExecutionRef(instance_id, eid, rec) for eid, rec in sorted(records.items()) if not wanted or eid in wanted
         ]
+
+    def list_registries(self, instance_id: str) -> None:
+        """Land the registries (replication targets) of one instance: their credentials are masked as each page
+        is landed. Listed after the executions, and a failure stops nothing: the instance's executions are
+        fetched all the same. Refused (403) or failed, the instance is counted failed, as when its policies
+        cannot be listed; a 404 (a service without the endpoint) is only a warning. 401 stops everything."""
+        path = self.client.path("instances", instance_id, "registries")
+        try:
+            self._land_listing("registries", "registries", path, {}, instance_id=instance_id)
+        except (Stopped, Interrupted):
+            raise
+        except AuthError as exc:
+            if exc.status == 401:
+                raise
+            self._registries_failed(instance_id, exc)
+        except ApiError as exc:
+            if exc.status != 404:
+                self._registries_failed(instance_id, exc)
+            else:
+                log.warning(
+                    "instance %r has no registries listing (HTTP 404): its registries are not listed", instance_id
+                )
+        except SwrEtlError as exc:
+            self._registries_failed(instance_id, exc)
+
+    def _registries_failed(self, instance_id: str, exc: SwrEtlError) -> None:
+        with self._lock:
+            self.summary.instances_failed += 1
+            self.summary.errors.append(f"instance {instance_id!r}: registries: {exc}")
+            self._errors.append(exc)
+        log.error(
+            "the registries of instance %r could not be listed (its executions are fetched): %s", instance_id, exc
+        )
 
 
 def _row_key(row: Any) -> str:

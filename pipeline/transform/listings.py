@@ -1,4 +1,4 @@
-"""The small tables (instances, policies, executions) from the landed listings, and their rejects.
+"""The small tables (instances, policies, registries, executions) from the landed listings, and their rejects.
 
 Every object ever listed stays (history outlives the API's memory); the newest listing of each wins. Each
 field is read by :mod:`pipeline.transform.values`: a value of the wrong type, or an integer out of range, leaves its
@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from pipeline.landing import Landing
-from pipeline.schema import EXECUTIONS, INSTANCES, POLICIES, REJECTS, Table
+from pipeline.schema import EXECUTIONS, INSTANCES, POLICIES, REGISTRIES, REJECTS, Table
 from pipeline.transform.times import execution_month
 from pipeline.transform.values import READERS, Read, read_instance_id, read_int
 
@@ -37,6 +37,20 @@ _INSTANCE: Fields = {
     "spec": (("spec",), "str"),
     "version": (("version",), "str"),
     "created_at": (("created_at",), "time"),
+    "description": (("description",), "str"),
+    "charge_mode": (("charge_mode",), "str"),
+    "access_address": (("access_address",), "str"),
+    "enterprise_project_id": (("enterprise_project_id",), "str"),
+    "vpc_id": (("vpc_id",), "str"),
+    "vpc_name": (("vpc_name",), "str"),
+    "vpc_cidr": (("vpc_cidr",), "str"),
+    "subnet_id": (("subnet_id",), "str"),
+    "subnet_name": (("subnet_name",), "str"),
+    "subnet_cidr": (("subnet_cidr",), "str"),
+    "obs_bucket_name": (("obs_bucket_name",), "str"),
+    "user_def_obs": (("user_def_obs",), "bool"),
+    "updated_at": (("updated_at",), "time"),
+    "expires_at": (("expires_at",), "time"),  # "" for an instance paid per use: no time, no reject
 }
 _POLICY: Fields = {
     "name": (("name",), "str"),
@@ -52,6 +66,22 @@ _POLICY: Fields = {
     "enabled": (("enabled",), "bool"),
     "created_at": (("created_at",), "time"),
     "updated_at": (("updated_at",), "time"),
+}
+# a registry's credential: its type, and whether its secret is set (the landing holds it masked, and the
+# access key and secret are never read into a column)
+_REGISTRY: Fields = {
+    "name": (("name",), "str"),
+    "description": (("description",), "str"),
+    "region_id": (("region_id",), "str"),
+    "type": (("type",), "str"),
+    "url": (("url",), "str"),
+    "remote_instance_id": (("instance_id",), "str"),
+    "insecure": (("insecure",), "bool"),
+    "status": (("status",), "str"),
+    "created_at": (("created_at",), "time"),
+    "updated_at": (("updated_at",), "time"),
+    "credential_type": (("credential", "type"), "str"),
+    "credential_set": (("credential", "access_secret"), "set"),
 }
 _EXECUTION: Fields = {
     "policy_id": (("policy_id",), "int"),
@@ -91,9 +121,10 @@ class Listings:
 _KEY_READERS: dict[str, Callable[[Any], Read]] = {
     "instances": read_instance_id,
     "policies": read_int,
+    "registries": read_int,
     "executions": read_int,
 }
-_SINGULAR = {"instances": "instance", "policies": "policy", "executions": "execution"}
+_SINGULAR = {"instances": "instance", "policies": "policy", "registries": "registry", "executions": "execution"}
 
 
 def read_listings(landing: Landing) -> Listings:
@@ -199,13 +230,13 @@ def _table(table: Table, rows: Iterable[dict[str, Any]]) -> pa.Table:
 def small_tables(
     landing: Landing, fetched: dict[tuple[str, int], tuple[str, str | None]]
 ) -> tuple[dict[str, pa.Table], set[str]]:
-    """The instances, policies and executions tables, and the listings' rejects (as ``"rejects"``), from the
+    """The instances, policies, registries and executions tables, and the listings' rejects (as ``"rejects"``), from the
     whole landing; and the instances whose listings the landing holds (their rejects partition is rewritten).
     ``fetched``: (instance, execution) to the run id of the task fetch loaded for it and the execution's
     status then."""
     listings = read_listings(landing)
     rejects = listings.rejects
-    instances, policies, executions = [], [], []
+    instances, policies, registries, executions = [], [], [], []
     for (instance_id, _), seen in sorted(listings.records["instances"].items()):
         instances.append(
             {"instance_id": instance_id, "first_seen_run": seen.first_seen_run, "last_seen_run": seen.last_seen_run}
@@ -216,6 +247,12 @@ def small_tables(
             {"instance_id": instance_id, "policy_id": policy_id}
             | {"first_seen_run": seen.first_seen_run, "last_seen_run": seen.last_seen_run}
             | _read_fields("policies", _POLICY, instance_id, seen, rejects)
+        )
+    for (instance_id, registry_id), seen in sorted(listings.records["registries"].items()):
+        registries.append(
+            {"instance_id": instance_id, "registry_id": registry_id}
+            | {"first_seen_run": seen.first_seen_run, "last_seen_run": seen.last_seen_run}
+            | _read_fields("registries", _REGISTRY, instance_id, seen, rejects)
         )
     for key, seen in sorted(listings.records["executions"].items()):
         row = _read_fields("executions", _EXECUTION, key[0], seen, rejects, execution_id=key[1])
@@ -234,6 +271,7 @@ def small_tables(
     tables = {
         INSTANCES.name: _table(INSTANCES, instances),
         POLICIES.name: _table(POLICIES, policies),
+        REGISTRIES.name: _table(REGISTRIES, registries),
         EXECUTIONS.name: _table(EXECUTIONS, executions),
         REJECTS.name: _table(REJECTS, sorted(rejects, key=_reject_order)),
     }

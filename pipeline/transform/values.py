@@ -61,6 +61,11 @@ def read_json(value: Any) -> Read:
     return (None if value is None else json.dumps(value, ensure_ascii=False)), None
 
 
+def read_set(value: Any) -> Read:
+    """Whether a value is there at all (a secret, masked in the landing: only its presence is kept)."""
+    return value is not None and value != "", None
+
+
 def read_instance_id(value: Any) -> Read:
     """An instance id: text as sent (never empty), or an integer's digits."""
     if isinstance(value, str) and value:
@@ -70,7 +75,7 @@ def read_instance_id(value: Any) -> Read:
     return None, f"expected an id, got {_kind(value)}"
 
 
-READERS = {"int": read_int, "str": read_str, "bool": read_bool, "time": read_time, "json": read_json}
+READERS = {"int": read_int, "str": read_str, "bool": read_bool, "time": read_time, "json": read_json, "set": read_set}
 
 
 def _kind(value: Any) -> str:

@@ -89,17 +89,26 @@ def duck_type(kind: pa.DataType) -> str:
     }[kind]
 
 
-def table_view_sql(table: Table, store: LakeStore) -> str:
-    """The view of one lake table: its columns in schema order, over its Parquet files (or empty, typed)."""
-    columns = ", ".join(f'"{c}"' for c in table.columns)
-    # the lake's own path taken literally (a folder may be named "a[1]"), the rest as a glob
-    root = re.sub(r"([\[\]?*])", r"[\1]", store.url)
+def table_view_sql(table: Table, store: LakeStore, db: duckdb.DuckDBPyConnection | None = None) -> str:
+    """The view of one lake table: its columns in schema order, over its Parquet files (or empty, typed).
+
+    The small tables (instances, policies, registries, executions) are read by column name, and given ``db`` a
+    column no file has yet is null: their files are rewritten only when their instance is loaded again, so a
+    lake shared by several jobs, or one written by an older version, holds files with fewer columns."""
+    root = re.sub(r"([\[\]?*])", r"[\1]", store.url)  # the lake's own path taken literally, the rest a glob
     pattern = "/".join([root, table.name, *["*"] * len(table.partition_by), "*.parquet"])
     hive = ", ".join(f"'{c}': 'VARCHAR'" for c in table.partition_by)
-    source = f"read_parquet('{_quote(pattern)}', hive_partitioning = true, hive_types = {{{hive}}})"
+    by_name = "" if table.partitioned else ", union_by_name = true"
+    source = f"read_parquet('{_quote(pattern)}', hive_partitioning = true, hive_types = {{{hive}}}{by_name})"
     if not any(f.endswith(".parquet") for f in store.files(table.name)):
         typed = ", ".join(f'CAST(NULL AS {duck_type(f.type)}) AS "{f.name}"' for f in table.schema)
         return f"CREATE VIEW {table.name} AS SELECT {typed} WHERE false"
+    present = set(table.columns)
+    if db is not None and not table.partitioned:
+        present = {row[0] for row in db.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+    columns = ", ".join(
+        f'"{f.name}"' if f.name in present else f'CAST(NULL AS {duck_type(f.type)}) AS "{f.name}"' for f in table.schema
+    )
     return f"CREATE VIEW {table.name} AS SELECT {columns} FROM {source}"
 
 
@@ -152,7 +161,7 @@ def _create_views(db: duckdb.DuckDBPyConnection, data_dir: Path, store: LakeStor
     attach_lake(db, store)
     for table in TABLES.values():
         try:
-            db.execute(table_view_sql(table, store))
+            db.execute(table_view_sql(table, store, db))
         except duckdb.Error as exc:
             if written and written in str(exc):
                 raise  # the warehouse file could not be written (a full disk): said by the caller
