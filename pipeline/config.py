@@ -31,7 +31,15 @@ DEFAULT_UPLOAD_EVERY_S = 30.0
 # backs off (docs/decisions/0019-request-budget.md). 20 is the documented value for a shared account.
 DEFAULT_MAX_RPS = 0.0
 # settings that are a size or a duration: a finite number above 0, or the client cannot honour them
-POSITIVE_NUMBERS = ("connect_timeout", "read_timeout", "request_deadline", "max_response_mb", "upload_every_s")
+POSITIVE_NUMBERS = (
+    "connect_timeout",
+    "read_timeout",
+    "request_deadline",
+    "max_response_mb",
+    "upload_every_s",
+    "max_success_age_hours",
+    "stuck_hours",
+)
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 SECRET_ENV = (
@@ -165,6 +173,11 @@ class Settings:
     upload_every_s: float = DEFAULT_UPLOAD_EVERY_S
     # requests per second at most, across every thread of the run (pipeline.api.ratelimit); 0: no budget
     max_rps: float = DEFAULT_MAX_RPS
+    # the thresholds of swr-etl check (pipeline.report.check, sql/alerts_over.sql)
+    max_failure_rate: float = 0.1
+    max_success_age_hours: float = 26.0
+    stuck_hours: float = 6.0
+    max_missing_tags: int = 0
 
 
 # name -> (flag, environment variable, kind). Kinds: str, int, float, ids (str list), ints, path, bool.
@@ -191,6 +204,10 @@ FIELDS: dict[str, tuple[str | None, str | None, str]] = {
     "insecure": ("--insecure", None, "bool"),
     "workers": ("--workers", "SWR_ETL_WORKERS", "int"),
     "upload_every_s": (None, "SWR_ETL_UPLOAD_EVERY_S", "float"),
+    "max_failure_rate": ("--max-failure-rate", "SWR_ETL_MAX_FAILURE_RATE", "float"),
+    "max_success_age_hours": ("--max-success-age-hours", "SWR_ETL_MAX_SUCCESS_AGE_HOURS", "float"),
+    "stuck_hours": ("--stuck-hours", "SWR_ETL_STUCK_HOURS", "float"),
+    "max_missing_tags": ("--max-missing-tags", "SWR_ETL_MAX_MISSING_TAGS", "int"),
 }
 # Config-file keys also accepted with dashes, as the flags spell them.
 FILE_ALIASES = {"instance_id": "instance_ids", "policy_id": "policy_ids", "execution_id": "execution_ids"}
@@ -388,6 +405,10 @@ def _resolve(
         problems.append("max_attempts must be from 1 to 20")
     if "workers" in values and not 1 <= values["workers"] <= MAX_WORKERS:
         problems.append(f"workers must be from 1 to {MAX_WORKERS}, got {values['workers']}")
+    if "max_failure_rate" in values and not 0 <= values["max_failure_rate"] <= 1:  # nan fails both
+        problems.append(f"{sources['max_failure_rate']} must be from 0 to 1, got {values['max_failure_rate']:g}")
+    if "max_missing_tags" in values and values["max_missing_tags"] < 0:
+        problems.append(f"{sources['max_missing_tags']} must be 0 or more, got {values['max_missing_tags']}")
 
     credentials: Credentials | None = None
     if need_api:

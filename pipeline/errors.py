@@ -26,6 +26,7 @@
     ├── DataError                   A RECORD IS AT FAULT: it is skipped or kept in ``rejects``; the rest goes on
     │   ├── UnusableIdError         an id no folder can hold (empty, or too long once encoded)
     │   └── RejectsFound            --strict and some records were rejected (exit 3)
+    ├── AlertsFound                 ``swr-etl check`` found alerts (exit 1): the replication needs someone
     └── Interrupted                 Ctrl-C or SIGTERM (exit 130)
 
 The library raises; :func:`exit_status` is the one place that turns an error into an exit status (click's own
@@ -262,6 +263,12 @@ class RejectsFound(DataError):
     def __init__(self, count: int) -> None:
         self.count = count
         super().__init__(f"{count} records were rejected (--strict): see the rejects table")
+
+
+class AlertsFound(SwrEtlError):
+    """``swr-etl check`` found alerts: the pipeline worked, and the replication it watches needs someone."""
+
+    hint = 'each is a line above; swr-etl query "SELECT * FROM alerts" lists them too'
 
 
 class Interrupted(SwrEtlError):

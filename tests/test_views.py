@@ -19,6 +19,8 @@ from pipeline.warehouse.warehouse import sql_views
 
 LISTED_RUN = "20261102T000000000Z-bbbbbb"  # after the run ``land`` uses: this listing wins
 VIEWS = {
+    "alerts",
+    "alerts_over",
     "daily_throughput",
     "execution_summary",
     "failures",
@@ -30,7 +32,7 @@ VIEWS = {
     "stuck_tasks_over",
     "tag_drift",
 }
-MACROS = {"stuck_tasks_over"}
+MACROS = {"alerts_over", "stuck_tasks_over"}
 
 
 def execution(eid: int, created_at: str = "2026-11-01T00:00:00Z", **extra: Any) -> dict[str, Any]:

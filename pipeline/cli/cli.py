@@ -185,6 +185,60 @@ def report_cmd(fmt: str, days: int, top: int, html_file: Path | None, **flags: A
             click.echo(f"report: wrote {html_file}")
 
 
+@cli.command("check")
+@location_options
+@click.option(
+    "--max-failure-rate",
+    type=float,
+    metavar="R",
+    help="Alert when a policy's newest finished execution failed more than this share of its tasks "
+    "[env SWR_ETL_MAX_FAILURE_RATE; default 0.1].",
+)
+@click.option(
+    "--max-success-age-hours",
+    type=float,
+    metavar="H",
+    help="Alert when a scheduled policy has not succeeded for this long [env SWR_ETL_MAX_SUCCESS_AGE_HOURS; "
+    "default 26].",
+)
+@click.option(
+    "--stuck-hours",
+    type=float,
+    metavar="H",
+    help="Alert on tasks running longer than this [env SWR_ETL_STUCK_HOURS; default 6].",
+)
+@click.option(
+    "--max-missing-tags",
+    type=int,
+    metavar="N",
+    help="Alert when more source tags than this are missing on the destination [env SWR_ETL_MAX_MISSING_TAGS; "
+    "default 0].",
+)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", help="text, or json for scripts.")
+def check_cmd(fmt: str, **flags: Any) -> None:
+    """Evaluate the alerts view against thresholds: exit 0 when healthy, 1 with one line per alert, 2 on misuse.
+
+    Failing policies, scheduled policies with no recent success, stuck tasks and tags missing on the
+    destination. Disabled policies and manual runs never alert; a running execution is judged when it ends.
+
+    \b
+    Example:
+      swr-etl check --data-dir /srv/swr-lake --max-failure-rate 0.05 || page-the-on-call
+    """
+    from pipeline.report.check import Thresholds, alerts, raise_for_alerts, render_json, render_text
+
+    settings = settings_from(flags, need_api=False)
+    thresholds = Thresholds(
+        max_failure_rate=settings.max_failure_rate,
+        max_success_age_hours=settings.max_success_age_hours,
+        stuck_hours=settings.stuck_hours,
+        max_missing_tags=settings.max_missing_tags,
+    )
+    found = alerts(settings.data_dir, thresholds, lake=settings.lake)
+    click.echo(render_json(found, thresholds) if fmt == "json" else render_text(found), nl=False)
+    raise_for_alerts(found)
+
+
 @cli.command("doctor")
 @scope_options
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", help="text, or json for scripts.")

@@ -1,0 +1,164 @@
+-- What needs someone's attention now, by thresholds of your choosing? A table macro: SELECT ... FROM
+-- alerts_over(max_failure_rate := 0.2, max_success_age := INTERVAL 50 HOUR, stuck_after := INTERVAL 2 HOUR,
+-- max_missing_tags := 10); the view alerts uses the defaults shown here, and swr-etl check the thresholds it
+-- is given. Only enabled policies count, and of them only runs not started by hand: a disabled policy or a
+-- manual run never alerts. A running execution is judged once it ends (or as stuck). Kinds: 'failing': the
+-- policy's newest finished execution failed (Failed or Stopped tasks over finished tasks) more than
+-- max_failure_rate (default 0.1; an execution with no task counted: its status); 'stale': a scheduled policy
+-- with no execution that Succeed within max_success_age (default 26 hours) of now; 'stuck': tasks of the
+-- policy running (InProgress, Pending or Initialized) for longer than stuck_after (default 6 hours);
+-- 'missing_tags': more than max_missing_tags (default 0) source tags whose newest copy task of a finished
+-- execution did not list them on the destination (a tag that failed and then replicated is not missing).
+-- Grain: one row per policy and kind. Columns: instance_id, policy_id, policy_name, kind, since (when the
+-- problem began: the first failing execution after the last good one, the last success or the policy's
+-- creation, the oldest stuck start, the oldest missing tag's task start), value (the failure rate, the hours
+-- since a success, the stuck tasks, the missing tags), detail (one line for people).
+CREATE MACRO alerts_over(
+    max_failure_rate := 0.1,
+    max_success_age := INTERVAL 26 HOUR,
+    stuck_after := INTERVAL 6 HOUR,
+    max_missing_tags := 0
+) AS TABLE
+WITH watched AS (
+    SELECT instance_id, policy_id, name AS policy_name, trigger_type, created_at
+    FROM policies
+    WHERE coalesce(enabled, true)
+),
+runs AS (
+    SELECT e.instance_id, e.policy_id, e.execution_id, e.status, e.created_at, e.updated_at
+    FROM executions AS e
+    JOIN watched AS w ON w.instance_id = e.instance_id AND w.policy_id = e.policy_id
+    WHERE coalesce(e.trigger, '') <> 'manual'
+),
+counted AS (
+    SELECT
+        instance_id,
+        execution_id,
+        count(*) FILTER (WHERE status IN ('Succeed', 'Failed', 'Stopped')) AS finished,
+        count(*) FILTER (WHERE status IN ('Failed', 'Stopped')) AS failures
+    FROM tasks
+    GROUP BY ALL
+),
+judged AS (
+    SELECT
+        r.instance_id,
+        r.policy_id,
+        r.execution_id,
+        r.created_at,
+        coalesce(c.failures / nullif(c.finished, 0), CASE WHEN r.status = 'Succeed' THEN 0.0 ELSE 1.0 END)
+            AS failure_rate
+    FROM runs AS r
+    LEFT JOIN counted AS c ON c.instance_id = r.instance_id AND c.execution_id = r.execution_id
+    WHERE r.status IN ('Succeed', 'Failed', 'Stopped')
+),
+streaks AS (
+    SELECT
+        instance_id,
+        policy_id,
+        execution_id,
+        created_at,
+        failure_rate,
+        failure_rate > max_failure_rate AS bad,
+        row_number() OVER (PARTITION BY instance_id, policy_id ORDER BY created_at DESC, execution_id DESC) AS age,
+        max(CASE WHEN failure_rate <= max_failure_rate THEN created_at END)
+            OVER (PARTITION BY instance_id, policy_id) AS last_good
+    FROM judged
+),
+failing AS (
+    SELECT
+        n.instance_id,
+        n.policy_id,
+        'failing' AS kind,
+        (SELECT min(s.created_at) FROM streaks AS s
+         WHERE s.instance_id = n.instance_id AND s.policy_id = n.policy_id
+             AND (n.last_good IS NULL OR s.created_at > n.last_good)) AS since,
+        n.failure_rate AS value,
+        format('execution {} failed {:.1f}% of its tasks (threshold {:.1f}%)',
+            n.execution_id, 100 * n.failure_rate, 100 * max_failure_rate) AS detail
+    FROM streaks AS n
+    WHERE n.age = 1 AND n.bad
+),
+stale AS (
+    SELECT
+        w.instance_id,
+        w.policy_id,
+        'stale' AS kind,
+        coalesce(max(r.updated_at) FILTER (WHERE r.status = 'Succeed'), w.created_at) AS since,
+        epoch(now() - coalesce(max(r.updated_at) FILTER (WHERE r.status = 'Succeed'), w.created_at)) / 3600
+            AS value,
+        CASE WHEN max(r.updated_at) FILTER (WHERE r.status = 'Succeed') IS NULL
+            THEN 'no execution has succeeded since the policy was created'
+            ELSE format('no execution has succeeded for {:.1f} hours (threshold {} hours)',
+                epoch(now() - max(r.updated_at) FILTER (WHERE r.status = 'Succeed')) / 3600,
+                epoch(max_success_age) / 3600)
+        END AS detail
+    FROM watched AS w
+    LEFT JOIN runs AS r ON r.instance_id = w.instance_id AND r.policy_id = w.policy_id
+    WHERE w.trigger_type = 'scheduled'
+    GROUP BY w.instance_id, w.policy_id, w.created_at
+    HAVING coalesce(max(r.updated_at) FILTER (WHERE r.status = 'Succeed'), w.created_at) < now() - max_success_age
+),
+stuck AS (
+    SELECT
+        t.instance_id,
+        t.policy_id,
+        'stuck' AS kind,
+        min(t.start_time) AS since,
+        count(*) AS value,
+        format('{} task{} running for over {} hours, the oldest since {}',
+            count(*), CASE WHEN count(*) = 1 THEN '' ELSE 's' END, epoch(stuck_after) / 3600, strftime(min(t.start_time), '%Y-%m-%d %H:%M UTC')) AS detail
+    FROM tasks AS t
+    JOIN watched AS w ON w.instance_id = t.instance_id AND w.policy_id = t.policy_id
+    WHERE t.status IN ('InProgress', 'Pending', 'Initialized') AND t.start_time < now() - stuck_after
+    GROUP BY ALL
+),
+sightings AS (
+    SELECT
+        t.instance_id,
+        r.policy_id,
+        t.src_repository,
+        s.tag,
+        s.digest,
+        t.execution_id,
+        t.task_id,
+        t.start_time,
+        row_number() OVER (
+            PARTITION BY t.instance_id, r.policy_id, t.src_repository, s.tag
+            ORDER BY t.start_time DESC NULLS LAST, t.execution_id DESC, t.task_id DESC
+        ) AS newest
+    FROM tags AS s
+    JOIN tasks AS t ON t.instance_id = s.instance_id AND t.execution_id = s.execution_id AND t.task_id = s.task_id
+    JOIN runs AS r ON r.instance_id = t.instance_id AND r.execution_id = t.execution_id
+    WHERE s.side = 'src' AND s.tag IS NOT NULL AND t.operation = 'copy'
+        AND r.status IN ('Succeed', 'Failed', 'Stopped') AND t.status IN ('Succeed', 'Failed', 'Stopped')
+        AND NOT coalesce(t.dst_rejected, false)
+),
+missing AS (
+    SELECT
+        n.instance_id,
+        n.policy_id,
+        'missing_tags' AS kind,
+        min(n.start_time) AS since,
+        count(*) AS value,
+        format('{} tag{} missing on the destination (threshold {}), e.g. {}',
+            count(*), CASE WHEN count(*) = 1 THEN '' ELSE 's' END, max_missing_tags,
+            min(n.src_repository || ':' || n.tag)) AS detail
+    FROM sightings AS n
+    WHERE n.newest = 1 AND NOT EXISTS (
+        SELECT 1 FROM tags AS d
+        WHERE d.instance_id = n.instance_id AND d.execution_id = n.execution_id AND d.task_id = n.task_id
+            AND d.side = 'dst' AND d.tag = n.tag AND d.digest = n.digest
+    )
+    GROUP BY n.instance_id, n.policy_id
+    HAVING count(*) > max_missing_tags
+),
+found AS (
+    SELECT instance_id, policy_id, kind, since, value, detail FROM failing
+    UNION ALL SELECT instance_id, policy_id, kind, since, value, detail FROM stale
+    UNION ALL SELECT instance_id, policy_id, kind, since, value, detail FROM stuck
+    UNION ALL SELECT instance_id, policy_id, kind, since, value, detail FROM missing
+)
+SELECT f.instance_id, f.policy_id, w.policy_name, f.kind, f.since, f.value::DOUBLE AS value, f.detail
+FROM found AS f
+JOIN watched AS w ON w.instance_id = f.instance_id AND w.policy_id = f.policy_id
+ORDER BY f.instance_id, f.policy_id, f.kind
