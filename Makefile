@@ -28,8 +28,8 @@ venv: $(STAMP) ## create .venv and install the package with its test extras
 run: $(RUNTIME) ## the demo: sandbox API on loopback, full pipeline, summary (runtime dependencies only)
 	$(BIN)/swr-etl demo
 
-test: $(STAMP) lint ## lint, type-check and run the whole test suite
-	$(BIN)/pytest -q
+test: $(STAMP) lint ## lint, type-check and run the whole test suite (on every core, at most 4)
+	$(BIN)/pytest -q -n auto --maxprocesses=4
 
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check pipeline tests bench
