@@ -10,6 +10,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from pipeline.landing import Landing, decompress_page
@@ -141,3 +142,12 @@ def s3_server() -> Iterator[S3Server]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def connections() -> Iterator[list[duckdb.DuckDBPyConnection]]:
+    """DuckDB connections a test opens, closed when it ends."""
+    opened: list[duckdb.DuckDBPyConnection] = []
+    yield opened
+    for db in opened:
+        db.close()

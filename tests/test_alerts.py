@@ -13,26 +13,15 @@ Policies (all scheduled unless said otherwise), times relative to now:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import duckdb
-import pytest
 from conftest import clean_env, run_cli
 from test_transform_golden import D1, D2, resource
 from test_views import build, execution, select, t
 
 NOW = datetime.now(UTC)
-
-
-@pytest.fixture
-def connections() -> Iterator[list[duckdb.DuckDBPyConnection]]:
-    opened: list[duckdb.DuckDBPyConnection] = []
-    yield opened
-    for db in opened:
-        db.close()
 
 
 def ago(hours: float) -> str:

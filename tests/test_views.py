@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -88,14 +87,6 @@ def build(
     db = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
     db.execute("SET TimeZone = 'UTC'")
     return db
-
-
-@pytest.fixture
-def connections() -> Iterator[list[duckdb.DuckDBPyConnection]]:
-    opened: list[duckdb.DuckDBPyConnection] = []
-    yield opened
-    for db in opened:
-        db.close()
 
 
 def select(db: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
