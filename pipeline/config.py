@@ -166,6 +166,8 @@ class Settings:
     max_attempts: int = 6
     strict: bool = False
     full: bool = False  # fetch finished executions again, even those already landed
+    # whose per-tag subtasks to fetch: "failed" (tasks not Succeed), "all" or "none" (SUBTASK_MODES)
+    subtasks: str = "failed"
     ca_bundle: Path | None = None  # CA certificates to verify the endpoint with (a private CA)
     insecure: bool = False  # no TLS verification at all: loud, and only when asked for
     workers: int | None = None  # lanes that transform side by side (default: one per core, at most 4)
@@ -179,6 +181,8 @@ class Settings:
     stuck_hours: float = 6.0
     max_missing_tags: int = 0
 
+
+SUBTASK_MODES = ("failed", "all", "none")  # --subtasks: whose per-tag subtasks the extract fetches
 
 # name -> (flag, environment variable, kind). Kinds: str, int, float, ids (str list), ints, path, bool.
 # A setting without a flag is named by its name in messages about a value given as a keyword.
@@ -200,6 +204,7 @@ FIELDS: dict[str, tuple[str | None, str | None, str]] = {
     "max_rps": ("--max-rps", "SWR_ETL_MAX_RPS", "float"),
     "strict": ("--strict", None, "bool"),
     "full": ("--full", None, "bool"),
+    "subtasks": ("--subtasks", "SWR_ETL_SUBTASKS", "str"),
     "ca_bundle": ("--ca-bundle", "SWR_ETL_CA_BUNDLE", "path"),
     "insecure": ("--insecure", None, "bool"),
     "workers": ("--workers", "SWR_ETL_WORKERS", "int"),
@@ -401,6 +406,8 @@ def _resolve(
             f"{sources['max_rps']} must be a finite number of requests per second, or 0 for no budget, "
             f"got {values['max_rps']:g}"
         )
+    if "subtasks" in values and values["subtasks"] not in SUBTASK_MODES:
+        problems.append(f"{sources['subtasks']} must be one of {', '.join(SUBTASK_MODES)}, got {values['subtasks']!r}")
     if "max_attempts" in values and not 1 <= values["max_attempts"] <= 20:
         problems.append("max_attempts must be from 1 to 20")
     if "workers" in values and not 1 <= values["workers"] <= MAX_WORKERS:

@@ -7,6 +7,7 @@ Extract writes here and transform reads here; neither looks inside the other. La
     registries/instance_id=I/run_id=R/page-000000000.json.zst
     executions/instance_id=I/run_id=R/page-000000000.json.zst
     tasks/instance_id=I/execution_id=E/run_id=R/page-000000100.json.zst
+    subtasks/instance_id=I/execution_id=E/run_id=R/task_id=T/page-000000000.json.zst   (extraction.subtaskfetch)
     <every run_id=R folder>/_manifest.json       written last: the fetch is complete
     runs/R.json                                  the run's summary
 

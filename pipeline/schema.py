@@ -175,6 +175,30 @@ TAGS = Table(
     doc="one row per tag per artifact per side of a readable resource",
 )
 
+SUBTASKS = Table(
+    "subtasks",
+    _schema(
+        ("instance_id", pa.string(), "SWR EE instance"),
+        ("execution_id", pa.int64(), "parent execution"),
+        ("task_id", pa.int64(), "parent task"),
+        ("subtask_id", pa.int64(), "subtask id; (instance_id, execution_id, task_id, subtask_id) is unique"),
+        ("job_id", pa.string(), "Harbor job id of the subtask"),
+        ("namespace", pa.string(), "namespace of the source repository"),
+        ("repository", pa.string(), "source repository, without its namespace"),
+        ("tag", pa.string(), "the tag this subtask replicated"),
+        ("digest", pa.string(), "digest of the tagged artifact"),
+        ("status", pa.string(), "Succeed, Failed, Stopped, InProgress, ... (stored as sent)"),
+        ("status_text", pa.string(), "why: the failure text of a failed tag (empty when none)"),
+        ("start_time", TS, "subtask start (UTC)"),
+        ("end_time", TS, "subtask end (UTC); null while running"),
+        ("run_id", pa.string(), "the fetch (run) this row was loaded from, the same as its task's"),
+        ("execution_month", pa.string(), "partition: YYYY-MM of the execution's created_at"),
+    ),
+    partitioned=True,
+    sort_by=("execution_id", "task_id", "subtask_id"),
+    doc="one row per tag of a task whose subtasks were fetched (--subtasks: by default tasks not Succeed)",
+)
+
 REJECTS = Table(
     "rejects",
     _schema(
@@ -184,7 +208,8 @@ REJECTS = Table(
         (
             "field",
             pa.string(),
-            "what was wrong: src_resource, dst_resource, operation, id, start_time, task, ...; in a listing's "
+            "what was wrong: src_resource, dst_resource, operation, id, start_time, task, ...; in a subtask: "
+            "subtask, subtask.id, subtask.start_time, subtask_page, ...; in a listing's "
             "record: execution.id, execution.total, policy.src_registry.id, registry.url, ...",
         ),
         ("error", pa.string(), "why, in words"),
@@ -287,6 +312,6 @@ REGISTRIES = Table(
 )
 
 TABLES: dict[str, Table] = {
-    t.name: t for t in (INSTANCES, POLICIES, REGISTRIES, EXECUTIONS, TASKS, ARTIFACTS, TAGS, REJECTS)
+    t.name: t for t in (INSTANCES, POLICIES, REGISTRIES, EXECUTIONS, TASKS, ARTIFACTS, TAGS, SUBTASKS, REJECTS)
 }
 LISTED = (INSTANCES, POLICIES, REGISTRIES, EXECUTIONS)  # small tables rebuilt whole from the landed listings

@@ -314,10 +314,10 @@ def test_an_extract_killed_outright_has_uploaded_what_it_had_finished(
         env = sandbox_env(server, tmp_path, SWR_ETL_DATA_DIR=data_dir, SWR_ETL_WORK_DIR=str(tmp_path / "w"),
                           SWR_ETL_UPLOAD_EVERY_S="0.2", **s3_env)  # fmt: skip
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pipeline", "extract", "--concurrency", "1"],
+            [sys.executable, "-m", "pipeline", "extract", "--concurrency", "1", "--subtasks", "none"],
             env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        time.sleep(3.0)  # the extract takes at least 7 s: 90 requests of 80 ms, one at a time
+        time.sleep(3.0)  # the extract takes at least 7 s: 90 requests of 80 ms, one at a time (no subtasks)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the extract ended before it could be killed"

@@ -95,6 +95,12 @@ def scope_options(func: F) -> F:
             "--full", is_flag=True, default=None, help="Fetch finished executions again, even those already landed."
         ),
         click.option(
+            "--subtasks",
+            metavar="failed|all|none",
+            help="Whose per-tag subtasks to fetch: tasks not Succeed, every task, or none "
+            "[env SWR_ETL_SUBTASKS; default failed].",
+        ),
+        click.option(
             "--ca-bundle",
             type=click.Path(path_type=Path),
             help="CA certificates for the endpoint [env SWR_ETL_CA_BUNDLE].",

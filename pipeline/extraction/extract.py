@@ -31,6 +31,7 @@ from pipeline.errors import ApiError, AuthError, ExtractFailed, LandingError, Sw
 from pipeline.extraction.incremental import FINISHED, still_to_fetch
 from pipeline.extraction.listing import ExecutionRef, Lister
 from pipeline.extraction.pages import land_page, rows_and_total
+from pipeline.extraction.subtaskfetch import SubtaskCounts, chosen, fetch_subtasks
 from pipeline.extraction.summary import ExtractSummary, NoProgress, Progress
 from pipeline.extraction.taskfetch import TaskJob as _Job
 from pipeline.landing import Landing, PageRecord, new_run_id
@@ -120,6 +121,7 @@ class Extractor:
         active: list[_Job] = []
         fetching: dict[Future[tuple[ApiResponse, list[Any], int]], tuple[_Job, int]] = {}
         landing: dict[Future[PageRecord], _Job] = {}
+        subfetching: dict[Future[None], _Job] = {}  # one an execution: its tasks' subtasks, one after another
         slots = self.settings.concurrency
         fetch_pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="swr-fetch")
         land_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="swr-land")
@@ -136,7 +138,7 @@ class Extractor:
                 return len(offsets)
 
             while True:
-                free = slots - len(fetching) - max(0, len(landing) - slots)
+                free = slots - len(fetching) - len(subfetching) - max(0, len(landing) - slots)
                 for job in active:
                     if free <= 0:
                         break
@@ -145,11 +147,15 @@ class Extractor:
                     job = self._open(pending.popleft())
                     active.append(job)
                     free -= submit(job, free)
-                if not fetching and not landing:
+                if not fetching and not landing and not subfetching:
                     break
-                done, _ = wait(_futures(fetching, landing), return_when=FIRST_COMPLETED)
+                done, _ = wait(_futures(fetching, landing, subfetching), return_when=FIRST_COMPLETED)
                 for future in done:
-                    if future in fetching:
+                    if future in subfetching:
+                        job = subfetching.pop(future)
+                        job.in_flight -= 1
+                        self._settle_subtasks(job, future)
+                    elif future in fetching:
                         job, offset = fetching.pop(future)
                         job.in_flight -= 1
                         page = self._settle_fetch(job, offset, future)
@@ -161,6 +167,13 @@ class Extractor:
                         job.in_flight -= 1
                         self._settle_land(job, future.result())
                     if job.finished and not self._another_pass(job):
+                        task_ids = self._subtasks_wanted(job)
+                        if task_ids:  # the task manifest waits for them: see pipeline.extraction.subtaskfetch
+                            job.subtasks = counts = SubtaskCounts()
+                            args = (self.client, self.landing, self.run_id, job.ref, task_ids, counts)
+                            subfetching[fetch_pool.submit(fetch_subtasks, *args)] = job
+                            job.in_flight += 1
+                            continue
                         self._finish(job)
                         active.remove(job)
             stopping = False
@@ -205,6 +218,25 @@ class Extractor:
             total,
         )
         return response, offset, MAX_LIMIT, len(tasks), total, job.pass_no
+
+    def _subtasks_wanted(self, job: _Job) -> list[int]:
+        """The tasks whose subtasks are still to fetch before the execution is finished (none once asked for,
+        and none for an execution gone or failed)."""
+        if job.subtasks is not None or job.stopped:
+            return []
+        return chosen(job.statuses, self.settings.subtasks)
+
+    def _settle_subtasks(self, job: _Job, future: Future[None]) -> None:
+        """Count an execution's subtasks in; a failed request fails the execution as a failed task page does."""
+        counts = job.subtasks or SubtaskCounts()
+        self.summary.subtask_requests += counts.requests
+        self.summary.subtasks += counts.subtasks
+        try:
+            future.result()
+        except AuthError:
+            raise
+        except SwrEtlError as exc:
+            job.error = job.error or exc
 
     def _settle_land(self, job: _Job, record: PageRecord) -> None:
         job.writer.add(record)

@@ -54,6 +54,8 @@ class ExtractSummary:
     duplicate_tasks: int = 0
     missing_tasks: int = 0
     pages_reused: int = 0
+    subtask_requests: int = 0  # pages of per-tag subtasks fetched (--subtasks)
+    subtasks: int = 0
     requests: int = 0
     retries: int = 0
     throttled: int = 0
@@ -94,7 +96,9 @@ class ExtractSummary:
         if self.instances_failed:
             parts.append(f", {self.instances_failed} instances FAILED")
         parts.append(
-            f"), {self.pages} pages, {self.tasks} tasks, {self.requests} requests "
+            f"), {self.pages} pages, {self.tasks} tasks, "
+            + (f"{self.subtasks} subtasks, " if self.subtask_requests else "")
+            + f"{self.requests} requests "
             f"({self.retries} retries, {self.throttled} throttled) in {self.elapsed_s:.1f} s"
         )
         return "".join(parts)

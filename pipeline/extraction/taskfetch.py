@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.api.paging import OffsetPaginator
 from pipeline.errors import SwrEtlError
+from pipeline.extraction.subtaskfetch import SubtaskCounts
 from pipeline.landing import FetchWriter, TaskIds, task_id_key
 
 if TYPE_CHECKING:
@@ -56,6 +57,9 @@ class TaskJob:
     pass_no: int = 0
     gone: bool = False
     error: SwrEtlError | None = None
+    # each task's id as sent and its status (the last page wins): whose subtasks to fetch once the pages are in
+    statuses: dict[Any, tuple[Any, Any]] = field(default_factory=dict)
+    subtasks: SubtaskCounts | None = None  # set once its subtasks were asked for (pipeline.extraction.subtaskfetch)
 
     def __post_init__(self) -> None:
         self.paginator.expect(self.record_total or 0)
@@ -82,6 +86,9 @@ class TaskJob:
         else:
             self.paginator.record(offset, len(tasks), total, fresh=len(self.pass_keys) - before)
         self.ids.add(tasks)
+        for task in tasks:
+            if isinstance(task, dict):
+                self.statuses[task_id_key(task.get("id"))] = (task.get("id"), task.get("status"))
         self.reported = max(self.reported, total)
 
     def next_pass(self) -> bool:

@@ -14,8 +14,9 @@ from typing import TypeVar
 import pyarrow as pa
 
 from pipeline.load.lakeload import LakeLoad
-from pipeline.schema import Table
+from pipeline.schema import REJECTS, SUBTASKS, Table
 from pipeline.transform import LANE_MEMORY_MB, MEMORY_MB, Fetch, Stopped, Transformer, TransformStats
+from pipeline.transform.subtasks import subtask_tables
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -106,6 +107,14 @@ def transform_lanes(
                         break
                     target.begin_batch(group)
                     done = transformer.transform(group, write)
+                    for fetch in group:  # an execution's subtasks, in the partition of its tasks (once a fetch)
+                        if fetch.first_part:
+                            subtasks, rejected = subtask_tables(fetch)
+                            write(SUBTASKS, subtasks)
+                            write(REJECTS, rejected)
+                            done.subtasks += subtasks.num_rows
+                            if rejected.num_rows:
+                                done.rejects["subtask"] = done.rejects.get("subtask", 0) + rejected.num_rows
                     following = lane[k + 1] if k + 1 < len(lane) else []
                     later(functools.partial(target.end_batch, group, following))  # after the batch's writes
                     stats.add(done)

@@ -65,10 +65,12 @@ class TransformStats:
     duplicates: int = 0
     artifacts: int = 0
     tags: int = 0
+    subtasks: int = 0  # added by the load (pipeline.transform.subtasks), not by the DuckDB transform
     rejects: dict[str, int] = field(default_factory=dict)
 
     def add(self, other: TransformStats) -> None:
         self.tasks += other.tasks
+        self.subtasks += other.subtasks
         self.duplicates += other.duplicates
         self.artifacts += other.artifacts
         self.tags += other.tags
