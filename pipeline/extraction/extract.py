@@ -121,7 +121,7 @@ class Extractor:
         active: list[_Job] = []
         fetching: dict[Future[tuple[ApiResponse, list[Any], int]], tuple[_Job, int]] = {}
         landing: dict[Future[PageRecord], _Job] = {}
-        subfetching: dict[Future[None], _Job] = {}  # one an execution: its tasks' subtasks, one after another
+        subfetching: dict[Future[None], tuple[_Job, SubtaskCounts]] = {}  # one a task: its subtasks
         slots = self.settings.concurrency
         fetch_pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="swr-fetch")
         land_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="swr-land")
@@ -152,9 +152,9 @@ class Extractor:
                 done, _ = wait(_futures(fetching, landing, subfetching), return_when=FIRST_COMPLETED)
                 for future in done:
                     if future in subfetching:
-                        job = subfetching.pop(future)
+                        job, counts = subfetching.pop(future)
                         job.in_flight -= 1
-                        self._settle_subtasks(job, future)
+                        self._settle_subtasks(job, future, counts)
                     elif future in fetching:
                         job, offset = fetching.pop(future)
                         job.in_flight -= 1
@@ -169,10 +169,12 @@ class Extractor:
                     if job.finished and not self._another_pass(job):
                         task_ids = self._subtasks_wanted(job)
                         if task_ids:  # the task manifest waits for them: see pipeline.extraction.subtaskfetch
-                            job.subtasks = counts = SubtaskCounts()
-                            args = (self.client, self.landing, self.run_id, job.ref, task_ids, counts)
-                            subfetching[fetch_pool.submit(fetch_subtasks, *args)] = job
-                            job.in_flight += 1
+                            job.subtasks = SubtaskCounts()
+                            for task_id in task_ids:  # side by side, in the pool's request slots
+                                counts = SubtaskCounts()
+                                args = (self.client, self.landing, self.run_id, job.ref, [task_id], counts)
+                                subfetching[fetch_pool.submit(fetch_subtasks, *args)] = (job, counts)
+                                job.in_flight += 1
                             continue
                         self._finish(job)
                         active.remove(job)
@@ -226,9 +228,8 @@ class Extractor:
             return []
         return chosen(job.statuses, self.settings.subtasks)
 
-    def _settle_subtasks(self, job: _Job, future: Future[None]) -> None:
-        """Count an execution's subtasks in; a failed request fails the execution as a failed task page does."""
-        counts = job.subtasks or SubtaskCounts()
+    def _settle_subtasks(self, job: _Job, future: Future[None], counts: SubtaskCounts) -> None:
+        """Count a task's subtasks in; a failed request fails the execution as a failed task page does."""
         self.summary.subtask_requests += counts.requests
         self.summary.subtasks += counts.subtasks
         try:

@@ -58,9 +58,9 @@ class SubtaskCounts:
 def fetch_subtasks(
     client: SwrClient, landing: Landing, run_id: str, ref: ExecutionRef, task_ids: list[int], counts: SubtaskCounts
 ) -> None:
-    """Page and land the subtasks of these tasks of one execution, one task after another (they are few: the
-    tasks that did not succeed), counting into ``counts``. Raises what the client raises; the caller fails the
-    execution then."""
+    """Page and land the subtasks of these tasks of one execution, one task after another (the extractor gives
+    each call one task, and runs them side by side), counting into ``counts``. Raises what the client raises;
+    the caller fails the execution then."""
     base = subtask_folder(landing.root, ref.instance_id, ref.execution_id, run_id)
     for task_id in task_ids:
         writer = FetchWriter(
