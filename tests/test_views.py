@@ -22,6 +22,7 @@ VIEWS = {
     "alerts_over",
     "daily_throughput",
     "execution_summary",
+    "failure_reasons",
     "failures",
     "policy_health",
     "policy_targets",
