@@ -7,11 +7,13 @@
 -- max_failure_rate (default 0.1; an execution with no task counted: its status); 'stale': a scheduled policy
 -- with no execution that Succeed within max_success_age (default 26 hours) of now; 'stuck': tasks of the
 -- policy running (InProgress, Pending or Initialized) for longer than stuck_after (default 6 hours);
--- 'missing_tags': more than max_missing_tags (default 0) source tags whose newest copy task of a finished
--- execution did not list them on the destination (a tag that failed and then replicated is not missing).
+-- 'missing_tags': more than max_missing_tags (default 0) source tags whose newest attempt in a finished
+-- execution (tag_attempts: its subtask, else its task) failed, or succeeded without the destination listing
+-- the tag; a tag that failed and then replicated, even by hand, is not missing, and a tag whose newest
+-- attempt was a manual run never alerts.
 -- Grain: one row per policy and kind. Columns: instance_id, policy_id, policy_name, kind, since (when the
 -- problem began: the first failing execution after the last good one, the last success or the policy's
--- creation, the oldest stuck start, the oldest missing tag's task start), value (the failure rate, the hours
+-- creation, the oldest stuck start, the oldest missing tag's attempt), value (the failure rate, the hours
 -- since a success, the stuck tasks, the missing tags), detail (one line for people).
 CREATE MACRO alerts_over(
     max_failure_rate := 0.1,
@@ -112,43 +114,39 @@ stuck AS (
     WHERE t.status IN ('InProgress', 'Pending', 'Initialized') AND t.start_time < now() - stuck_after
     GROUP BY ALL
 ),
-sightings AS (
+newest_tags AS (
     SELECT
-        t.instance_id,
-        r.policy_id,
-        t.src_repository,
-        s.tag,
-        s.digest,
-        t.execution_id,
-        t.task_id,
-        t.start_time,
+        a.instance_id,
+        a.policy_id,
+        a.src_repository,
+        a.tag,
+        a.trigger,
+        a.status,
+        a.status_text,
+        a.attempted_at,
+        a.on_destination,
         row_number() OVER (
-            PARTITION BY t.instance_id, r.policy_id, t.src_repository, s.tag
-            ORDER BY t.start_time DESC NULLS LAST, t.execution_id DESC, t.task_id DESC
+            PARTITION BY a.instance_id, a.policy_id, a.src_repository, a.tag
+            ORDER BY a.attempted_at DESC NULLS LAST, a.execution_id DESC, a.task_id DESC
         ) AS newest
-    FROM tags AS s
-    JOIN tasks AS t ON t.instance_id = s.instance_id AND t.execution_id = s.execution_id AND t.task_id = s.task_id
-    JOIN runs AS r ON r.instance_id = t.instance_id AND r.execution_id = t.execution_id
-    WHERE s.side = 'src' AND s.tag IS NOT NULL AND t.operation = 'copy'
-        AND r.status IN ('Succeed', 'Failed', 'Stopped') AND t.status IN ('Succeed', 'Failed', 'Stopped')
-        AND NOT coalesce(t.dst_rejected, false)
+    FROM tag_attempts AS a
+    JOIN watched AS w ON w.instance_id = a.instance_id AND w.policy_id = a.policy_id
+    WHERE a.finished AND a.status IN ('Succeed', 'Failed', 'Stopped')
 ),
 missing AS (
     SELECT
         n.instance_id,
         n.policy_id,
         'missing_tags' AS kind,
-        min(n.start_time) AS since,
+        min(n.attempted_at) AS since,
         count(*) AS value,
-        format('{} tag{} missing on the destination (threshold {}), e.g. {}',
+        format('{} tag{} not on the destination (threshold {}), e.g. {}{}',
             count(*), CASE WHEN count(*) = 1 THEN '' ELSE 's' END, max_missing_tags,
-            min(n.src_repository || ':' || n.tag)) AS detail
-    FROM sightings AS n
-    WHERE n.newest = 1 AND NOT EXISTS (
-        SELECT 1 FROM tags AS d
-        WHERE d.instance_id = n.instance_id AND d.execution_id = n.execution_id AND d.task_id = n.task_id
-            AND d.side = 'dst' AND d.tag = n.tag AND d.digest = n.digest
-    )
+            min(n.src_repository || ':' || n.tag),
+            coalesce(': ' || arg_min_null(n.status_text, n.src_repository || ':' || n.tag), '')) AS detail
+    FROM newest_tags AS n
+    WHERE n.newest = 1 AND coalesce(n.trigger, '') <> 'manual'
+        AND (n.status <> 'Succeed' OR n.on_destination = false)
     GROUP BY n.instance_id, n.policy_id
     HAVING count(*) > max_missing_tags
 ),

@@ -30,6 +30,8 @@ VIEWS = {
     "repository_replication",
     "stuck_tasks",
     "stuck_tasks_over",
+    "tag_attempts",
+    "tag_status",
     "tag_drift",
 }
 MACROS = {"alerts_over", "stuck_tasks_over"}

@@ -168,21 +168,35 @@ def _create_views(db: duckdb.DuckDBPyConnection, data_dir: Path, store: LakeStor
             message = unreadable_lake(exc, store) or f"the {table.name} files do not read: {exc}"
             raise WarehouseError(message) from exc
         db.execute(f"COMMENT ON VIEW {table.name} IS '{table.doc}'")
-    for view in sql_views():
-        try:
-            if view.is_macro:
-                db.execute(view.sql)
-                continue
-            db.execute(f"CREATE VIEW {view.name} AS {view.sql}")
-        except duckdb.Error as exc:
-            if written and written in str(exc):
-                raise  # a full disk is not the view's fault
-            raise WarehouseError(f"sql/{view.name}.sql does not run: {exc}") from exc
-        db.execute(f"COMMENT ON VIEW {view.name} IS '{view.question.replace(chr(39), chr(39) * 2)}'")
+    _create_sql_views(db, written)
     db.execute(
         "CREATE TABLE _swr_etl_meta AS SELECT $dir AS data_dir, $fp AS fingerprint",
         {"dir": str(data_dir), "fp": fingerprint(store)},
     )
+
+
+def _create_sql_views(db: duckdb.DuckDBPyConnection, written: str) -> None:
+    """The views and macros of ``sql/``, each once what it reads exists: DuckDB binds a view or macro when it is
+    created, so one that reads another waits for a later pass (a cycle or a real error is raised as such)."""
+    waiting = sql_views()
+    while waiting:
+        failed: list[tuple[SqlView, duckdb.Error]] = []
+        for view in waiting:
+            try:
+                db.execute(view.sql if view.is_macro else f"CREATE VIEW {view.name} AS {view.sql}")
+            except duckdb.CatalogException as exc:
+                failed.append((view, exc))  # it may read a view not made yet
+                continue
+            except duckdb.Error as exc:
+                if written and written in str(exc):
+                    raise  # a full disk is not the view's fault
+                raise WarehouseError(f"sql/{view.name}.sql does not run: {exc}") from exc
+            if not view.is_macro:
+                db.execute(f"COMMENT ON VIEW {view.name} IS '{view.question.replace(chr(39), chr(39) * 2)}'")
+        if len(failed) == len(waiting):
+            view, exc = failed[0]
+            raise WarehouseError(f"sql/{view.name}.sql does not run: {exc}") from exc
+        waiting = [view for view, _ in failed]
 
 
 def _remove_dead_builds(data_dir: Path) -> None:
