@@ -180,6 +180,7 @@ class Settings:
     max_success_age_hours: float = 26.0
     stuck_hours: float = 6.0
     max_missing_tags: int = 0
+    max_missed_runs: int = 1
 
 
 SUBTASK_MODES = ("failed", "all", "none")  # --subtasks: whose per-tag subtasks the extract fetches
@@ -213,6 +214,7 @@ FIELDS: dict[str, tuple[str | None, str | None, str]] = {
     "max_success_age_hours": ("--max-success-age-hours", "SWR_ETL_MAX_SUCCESS_AGE_HOURS", "float"),
     "stuck_hours": ("--stuck-hours", "SWR_ETL_STUCK_HOURS", "float"),
     "max_missing_tags": ("--max-missing-tags", "SWR_ETL_MAX_MISSING_TAGS", "int"),
+    "max_missed_runs": ("--max-missed-runs", "SWR_ETL_MAX_MISSED_RUNS", "int"),
 }
 # Config-file keys also accepted with dashes, as the flags spell them.
 FILE_ALIASES = {"instance_id": "instance_ids", "policy_id": "policy_ids", "execution_id": "execution_ids"}
@@ -414,8 +416,9 @@ def _resolve(
         problems.append(f"workers must be from 1 to {MAX_WORKERS}, got {values['workers']}")
     if "max_failure_rate" in values and not 0 <= values["max_failure_rate"] <= 1:  # nan fails both
         problems.append(f"{sources['max_failure_rate']} must be from 0 to 1, got {values['max_failure_rate']:g}")
-    if "max_missing_tags" in values and values["max_missing_tags"] < 0:
-        problems.append(f"{sources['max_missing_tags']} must be 0 or more, got {values['max_missing_tags']}")
+    for name in ("max_missing_tags", "max_missed_runs"):
+        if name in values and values[name] < 0:
+            problems.append(f"{sources[name]} must be 0 or more, got {values[name]}")
 
     credentials: Credentials | None = None
     if need_api:

@@ -1,25 +1,27 @@
 -- What needs someone's attention now, by thresholds of your choosing? A table macro: SELECT ... FROM
 -- alerts_over(max_failure_rate := 0.2, max_success_age := INTERVAL 50 HOUR, stuck_after := INTERVAL 2 HOUR,
--- max_missing_tags := 10); the view alerts uses the defaults shown here, and swr-etl check the thresholds it
--- is given. Only enabled policies count, and of them only runs not started by hand: a disabled policy or a
--- manual run never alerts. A running execution is judged once it ends (or as stuck). Kinds: 'failing': the
--- policy's newest finished execution failed (Failed or Stopped tasks over finished tasks) more than
--- max_failure_rate (default 0.1; an execution with no task counted: its status); 'stale': a scheduled policy
--- with no execution that Succeed within max_success_age (default 26 hours) of now; 'stuck': tasks of the
--- policy running (InProgress, Pending or Initialized) for longer than stuck_after (default 6 hours);
--- 'missing_tags': more than max_missing_tags (default 0) source tags whose newest attempt in a finished
--- execution (tag_attempts: its subtask, else its task) failed, or succeeded without the destination listing
--- the tag; a tag that failed and then replicated, even by hand, is not missing, and a tag whose newest
--- attempt was a manual run never alerts.
--- Grain: one row per policy and kind. Columns: instance_id, policy_id, policy_name, kind, since (when the
--- problem began: the first failing execution after the last good one, the last success or the policy's
--- creation, the oldest stuck start, the oldest missing tag's attempt), value (the failure rate, the hours
--- since a success, the stuck tasks, the missing tags), detail (one line for people).
+-- max_missing_tags := 10, max_missed_runs := 3); the view alerts uses the defaults shown here, and swr-etl
+-- check the thresholds it is given. Only enabled policies count, and of them only runs not started by hand: a
+-- disabled policy or a manual run never alerts. A running execution is judged once it ends (or as stuck).
+-- Kinds: 'failing': the policy's newest finished execution failed (Failed or Stopped tasks over finished
+-- tasks) more than max_failure_rate (default 0.1; an execution with no task counted: its status); 'stale': a
+-- scheduled policy with no execution that Succeed within max_success_age (default 26 hours) of now; 'stuck':
+-- tasks of the policy running (InProgress, Pending or Initialized) for longer than stuck_after (default 6
+-- hours); 'missing_tags': more than max_missing_tags (default 0) source tags whose newest attempt in a
+-- finished execution (tag_attempts: its subtask, else its task) failed, or succeeded without the destination
+-- listing the tag; a tag that failed and then replicated, even by hand, is not missing, and a tag whose newest
+-- attempt was a manual run never alerts; 'silent': an enabled scheduled policy whose cron called for more than
+-- max_missed_runs (default 1) executions that never came (see silent_schedules). Grain: one row per policy and
+-- kind. Columns: instance_id, policy_id, policy_name, kind, since (when the problem began: the first failing
+-- execution after the last good one, the last success or the policy's creation, the oldest stuck start, the
+-- oldest missing tag's attempt, the first missed fire), value (the failure rate, the hours since a success,
+-- the stuck tasks, the missing tags, the missed runs), detail (one line for people).
 CREATE MACRO alerts_over(
     max_failure_rate := 0.1,
     max_success_age := INTERVAL 26 HOUR,
     stuck_after := INTERVAL 6 HOUR,
-    max_missing_tags := 0
+    max_missing_tags := 0,
+    max_missed_runs := 1
 ) AS TABLE
 WITH watched AS (
     SELECT instance_id, policy_id, name AS policy_name, trigger_type, created_at
@@ -150,8 +152,23 @@ missing AS (
     GROUP BY n.instance_id, n.policy_id
     HAVING count(*) > max_missing_tags
 ),
+silent AS (
+    SELECT
+        s.instance_id,
+        s.policy_id,
+        'silent' AS kind,
+        s.first_missed_at AS since,
+        s.missed_runs AS value,
+        format('its schedule ({}) should have started {} execution{} since {} and none came (threshold {})',
+            s.cron, s.missed_runs, CASE WHEN s.missed_runs = 1 THEN '' ELSE 's' END,
+            coalesce(strftime(s.last_run_at, '%Y-%m-%d %H:%M UTC'), 'the policy was created'), max_missed_runs)
+            AS detail
+    FROM silent_schedules AS s
+    WHERE s.missed_runs > max_missed_runs
+),
 found AS (
     SELECT instance_id, policy_id, kind, since, value, detail FROM failing
+    UNION ALL SELECT instance_id, policy_id, kind, since, value, detail FROM silent
     UNION ALL SELECT instance_id, policy_id, kind, since, value, detail FROM stale
     UNION ALL SELECT instance_id, policy_id, kind, since, value, detail FROM stuck
     UNION ALL SELECT instance_id, policy_id, kind, since, value, detail FROM missing

@@ -170,3 +170,32 @@ def test_check_reads_its_thresholds_from_the_environment_and_the_config_file(
 def test_no_lake_is_an_error_not_a_healthy_answer(tmp_path: Path) -> None:
     result = run_cli(["check", "--data-dir", str(tmp_path)], clean_env())
     assert result.returncode == 1 and "no lake" in result.stderr, result.stderr
+
+
+def test_last_success_per_policy_and_per_destination_registry(tmp_path: Path, connections: list[Any]) -> None:
+    db = build(tmp_path, WORLD, policies=POLICIES)
+    connections.append(db)
+    rows = select(
+        db,
+        "SELECT scope, policy_id, dest_registry_id, policies, executions, last_execution_status, "
+        "last_success_execution_id, last_success_at, hours_since_success FROM last_success",
+    )
+    by_policy = {r["policy_id"]: r for r in rows if r["scope"] == "policy"}
+    # policy: (executions, newest status, last success execution, its end: updated_at, 0.1 h after its start)
+    expected = {1: (2, "Succeed", 11, 2), 2: (2, "Failed", 20, 72), 3: (1, "Failed", None, None)}
+    expected |= {4: (1, "Failed", None, None), 5: (2, "Succeed", 49, 5)}  # 50 started before 49
+    for pid, (executions, status, success, hours) in expected.items():
+        row = by_policy[pid]
+        assert (row["executions"], row["last_execution_status"], row["last_success_execution_id"]) == (
+            executions,
+            status,
+            success,
+        ), pid
+        if hours is None:
+            assert row["last_success_at"] is None and row["hours_since_success"] is None
+        else:
+            assert row["last_success_at"] == datetime.fromisoformat(ago(hours - 0.1).replace("Z", "+00:00"))
+            assert abs(row["hours_since_success"] - (hours - 0.1)) < 0.05
+    (registry,) = [r for r in rows if r["scope"] == "registry"]
+    assert (registry["dest_registry_id"], registry["policies"], registry["executions"]) == (1, 5, 8)
+    assert registry["last_success_execution_id"] == 11  # the newest success of any policy copying there

@@ -214,12 +214,20 @@ def report_cmd(fmt: str, days: int, top: int, html_file: Path | None, **flags: A
     help="Alert when more source tags than this are missing on the destination [env SWR_ETL_MAX_MISSING_TAGS; "
     "default 0].",
 )
+@click.option(
+    "--max-missed-runs",
+    type=int,
+    metavar="N",
+    help="Alert when a scheduled policy's cron called for more executions than this that never came "
+    "[env SWR_ETL_MAX_MISSED_RUNS; default 1].",
+)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", help="text, or json for scripts.")
 def check_cmd(fmt: str, **flags: Any) -> None:
     """Evaluate the alerts view against thresholds: exit 0 when healthy, 1 with one line per alert, 2 on misuse.
 
-    Failing policies, scheduled policies with no recent success, stuck tasks and tags missing on the
-    destination. Disabled policies and manual runs never alert; a running execution is judged when it ends.
+    Failing policies, scheduled policies with no recent success, stuck tasks, tags missing on the
+    destination, and schedules that stopped firing. Disabled policies and manual runs never alert; a running
+    execution is judged when it ends.
 
     \b
     Example:
@@ -233,6 +241,7 @@ def check_cmd(fmt: str, **flags: Any) -> None:
         max_success_age_hours=settings.max_success_age_hours,
         stuck_hours=settings.stuck_hours,
         max_missing_tags=settings.max_missing_tags,
+        max_missed_runs=settings.max_missed_runs,
     )
     found = alerts(settings.data_dir, thresholds, lake=settings.lake)
     click.echo(render_json(found, thresholds) if fmt == "json" else render_text(found), nl=False)

@@ -25,7 +25,8 @@ class Thresholds:
     max_failure_rate: float = 0.1  # of the newest finished execution's finished tasks
     max_success_age_hours: float = 26.0  # hours since a scheduled policy's last successful execution
     stuck_hours: float = 6.0  # hours a task may run
-    max_missing_tags: int = 0  # source tags whose newest copy did not reach the destination
+    max_missing_tags: int = 0  # source tags whose newest attempt did not reach the destination
+    max_missed_runs: int = 1  # executions a scheduled policy's cron called for that never came
 
 
 @dataclass(frozen=True)
@@ -47,12 +48,14 @@ def alerts(data_dir: Path, thresholds: Thresholds, *, lake: str | None = None) -
                    max_failure_rate := $rate,
                    max_success_age := to_seconds($age_s),
                    stuck_after := to_seconds($stuck_s),
-                   max_missing_tags := $missing)""",
+                   max_missing_tags := $missing,
+                   max_missed_runs := $missed)""",
             {
                 "rate": thresholds.max_failure_rate,
                 "age_s": thresholds.max_success_age_hours * 3600,
                 "stuck_s": thresholds.stuck_hours * 3600,
                 "missing": thresholds.max_missing_tags,
+                "missed": thresholds.max_missed_runs,
             },
         ).fetchall()
     return [Alert(*row) for row in rows]

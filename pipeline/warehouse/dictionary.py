@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 
 from pipeline.schema import TABLES
-from pipeline.warehouse import warehouse
+from pipeline.warehouse import schedules, warehouse
 
 
 def render() -> str:
@@ -33,6 +33,13 @@ def render() -> str:
         for field in table.schema:
             doc = (field.metadata or {}).get(b"doc", b"").decode()
             lines.append(f"| `{field.name}` | {warehouse.duck_type(field.type)} | {doc} |")
+    lines += ["", "## Warehouse tables (in `warehouse.duckdb`, worked out at each build)"]
+    for name, (schema, doc) in schedules.TABLES.items():
+        lines += ["", f"### `{name}`", "", f"{doc[0].upper()}{doc[1:]}.", ""]
+        lines += ["| column | type | meaning |", "|---|---|---|"]
+        for field in schema:
+            meaning = (field.metadata or {}).get(b"doc", b"").decode()
+            lines.append(f"| `{field.name}` | {warehouse.duck_type(field.type)} | {meaning} |")
     lines += ["", "## Analytics views (`sql/`, in `warehouse.duckdb`)"]
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)

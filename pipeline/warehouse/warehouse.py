@@ -1,9 +1,10 @@
 """The warehouse: ``DATA_DIR/warehouse.duckdb``, views over the lake for SQL and BI tools.
 
 It holds no data, only views: one per lake table (explicit columns, in the schema's order) and one per file
-in ``sql/``. Any DuckDB client opens it read-only and sees the current lake without running anything:
-the views read the lake's partition files (``<lake>/<table>/instance_id=*/...``), each of which a load
-replaces whole.
+in ``sql/``; and two small tables of the times scheduled policies should fire (:mod:`.schedules`, worked
+out at each build; a warehouse built over a day ago is rebuilt when read). Any DuckDB client opens it
+read-only and sees the current lake without running anything: the views read the lake's partition files
+(``<lake>/<table>/instance_id=*/...``), each of which a load replaces whole.
 
 The views hold the lake's absolute location: a local path, or ``s3://bucket/prefix``. DuckDB reads S3 with
 its httpfs extension; ``swr-etl`` itself needs none: it hands DuckDB the lake's own pyarrow filesystem
@@ -22,6 +23,7 @@ import logging
 import os
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -33,6 +35,7 @@ from pipeline.load import legacy
 from pipeline.load.storage import LakeStore
 from pipeline.schema import TABLES, Table
 from pipeline.sqlfiles import sql_folder
+from pipeline.warehouse import schedules
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,8 @@ WAREHOUSE = "warehouse.duckdb"
 _VIEW_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
+#: a warehouse built longer ago is rebuilt when read: its schedule fires (see :mod:`.schedules`) run out
+REBUILT_AFTER = timedelta(days=1)
 WRITE_HINT = "free some space or fix the folder's permissions, then run 'swr-etl rebuild --views-only'"
 
 
@@ -168,9 +173,10 @@ def _create_views(db: duckdb.DuckDBPyConnection, data_dir: Path, store: LakeStor
             message = unreadable_lake(exc, store) or f"the {table.name} files do not read: {exc}"
             raise WarehouseError(message) from exc
         db.execute(f"COMMENT ON VIEW {table.name} IS '{table.doc}'")
+    schedules.create_tables(db)
     _create_sql_views(db, written)
     db.execute(
-        "CREATE TABLE _swr_etl_meta AS SELECT $dir AS data_dir, $fp AS fingerprint",
+        "CREATE TABLE _swr_etl_meta AS SELECT $dir AS data_dir, $fp AS fingerprint, now() AS built_at",
         {"dir": str(data_dir), "fp": fingerprint(store)},
     )
 
@@ -194,8 +200,8 @@ def _create_sql_views(db: duckdb.DuckDBPyConnection, written: str) -> None:
             if not view.is_macro:
                 db.execute(f"COMMENT ON VIEW {view.name} IS '{view.question.replace(chr(39), chr(39) * 2)}'")
         if len(failed) == len(waiting):
-            view, exc = failed[0]
-            raise WarehouseError(f"sql/{view.name}.sql does not run: {exc}") from exc
+            stuck, error = failed[0]
+            raise WarehouseError(f"sql/{stuck.name}.sql does not run: {error}") from error
         waiting = [view for view, _ in failed]
 
 
@@ -235,15 +241,19 @@ def ensure(data_dir: Path, store: LakeStore) -> Path | None:
         raise WarehouseError(f"no lake at {store.url}: run 'swr-etl run' or 'swr-etl rebuild' first")
     try:
         with duckdb.connect(str(target), read_only=True) as db:
-            made_for = db.execute("SELECT data_dir, fingerprint FROM _swr_etl_meta").fetchall()
+            made_for = db.execute(
+                "SELECT data_dir, fingerprint, built_at > now() - $age FROM _swr_etl_meta", {"age": REBUILT_AFTER}
+            ).fetchall()
     except duckdb.Error:
         made_for = []
-    if made_for and made_for[0] == (str(data_dir), fingerprint(store)):
+    if made_for and made_for[0] == (str(data_dir), fingerprint(store), True):
         return target
     if not preflight.writable(data_dir):  # a BI host's read-only copy: never written to, not even tried
         log.info("the warehouse of %s cannot be rewritten there: its views are made in memory", data_dir)
         return None
-    if made_for:
+    if made_for and made_for[0][:2] == (str(data_dir), fingerprint(store)):
+        log.info("the warehouse of %s was built over %s ago: rebuilding it (schedule fires)", data_dir, REBUILT_AFTER)
+    elif made_for:
         log.warning("the data directory or lake moved, or the views changed: rewriting the warehouse of %s", data_dir)
     else:
         log.info("building the warehouse for %s", data_dir)
