@@ -279,3 +279,10 @@ def test_a_service_without_the_registries_listing_is_only_a_warning(tmp_path: Pa
     assert result.returncode == 0, result.stderr[-3000:]
     assert "no registries listing (HTTP 404)" in result.stderr
     assert any(path.endswith("/instances/i-1/registries") for path in world.requests)
+
+
+def test_the_run_summary_counts_the_registries_listed(ran: tuple[SandboxServer, Path]) -> None:
+    server, data_dir = ran
+    expected = sum(len(server.world.registries(i["id"])) for i in server.world.instances())
+    (summary_file,) = (data_dir / "raw" / "runs").glob("*.json")
+    assert json.loads(summary_file.read_text())["registries"] == expected > 0

@@ -153,7 +153,9 @@ class Lister:
         cannot be listed; a 404 (a service without the endpoint) is only a warning. 401 stops everything."""
         path = self.client.path("instances", instance_id, "registries")
         try:
-            self._land_listing("registries", "registries", path, {}, instance_id=instance_id)
+            registries = self._land_listing("registries", "registries", path, {}, instance_id=instance_id)
+            with self._lock:
+                self.summary.registries += len(registries)
         except (Stopped, Interrupted):
             raise
         except AuthError as exc:

@@ -42,6 +42,7 @@ class ExtractSummary:
     error: str | None = None  # when not ok, why: the error that ended the stage, or what is missing
     instances: int = 0
     policies: int = 0
+    registries: int = 0  # replication targets listed
     executions: int = 0
     executions_complete: int = 0
     executions_incomplete: int = 0  # complete fetches with tasks missing, or cut short: fetched again next run
