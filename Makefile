@@ -32,13 +32,13 @@ test: $(STAMP) lint ## lint, type-check and run the whole test suite (on every c
 	$(BIN)/pytest -q -n auto --maxprocesses=4
 
 lint: $(STAMP) ## ruff and mypy
-	$(BIN)/ruff check pipeline tests bench
-	$(BIN)/ruff format --check pipeline tests bench
+	$(BIN)/ruff check pipeline tests bench docs/examples
+	$(BIN)/ruff format --check pipeline tests bench docs/examples
 	$(BIN)/mypy
 
 fmt: $(STAMP) ## format and autofix
-	$(BIN)/ruff format pipeline tests bench
-	$(BIN)/ruff check --fix pipeline tests bench
+	$(BIN)/ruff format pipeline tests bench docs/examples
+	$(BIN)/ruff check --fix pipeline tests bench docs/examples
 
 bench: $(STAMP) ## benchmarks: prints figures and ratios (takes minutes)
 	$(BIN)/python -m bench
