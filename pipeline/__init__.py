@@ -8,6 +8,7 @@ The Python API (the CLI wraps it; see docs/python-api.md)::
     result = pipeline.run(settings)  # or pipeline.extract(settings), pipeline.rebuild(settings)
     result.raise_for_failure()
     pipeline.connect("/srv/swr").sql("SELECT * FROM policy_health").df()
+    pipeline.check(settings)  # the alerts of swr-etl check: [] when healthy
 
 Names are imported on first use, so ``import pipeline`` stays cheap for the command line.
 """
@@ -22,6 +23,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from pipeline.config import Settings, settings
     from pipeline.jobs import Hooks, RunResult, extract, rebuild, run
+    from pipeline.report.check import check
     from pipeline.warehouse.warehouse import connect
 
 _EXPORTS = {
@@ -33,9 +35,21 @@ _EXPORTS = {
     "rebuild": "pipeline.jobs",
     "run": "pipeline.jobs",
     "connect": "pipeline.warehouse.warehouse",
+    "check": "pipeline.report.check",
 }
 
-__all__ = ["Hooks", "RunResult", "Settings", "__version__", "connect", "extract", "rebuild", "run", "settings"]
+__all__ = [
+    "Hooks",
+    "RunResult",
+    "Settings",
+    "__version__",
+    "check",
+    "connect",
+    "extract",
+    "rebuild",
+    "run",
+    "settings",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -199,3 +199,18 @@ def test_last_success_per_policy_and_per_destination_registry(tmp_path: Path, co
     (registry,) = [r for r in rows if r["scope"] == "registry"]
     assert (registry["dest_registry_id"], registry["policies"], registry["executions"]) == (1, 5, 8)
     assert registry["last_success_execution_id"] == 11  # the newest success of any policy copying there
+
+
+def test_pipeline_check_answers_as_the_command_does(tmp_path: Path, connections: list[Any]) -> None:
+    import pipeline
+
+    connections.append(build(tmp_path, WORLD, policies=POLICIES))
+    found = pipeline.check(pipeline.settings(data_dir=tmp_path, need_api=False))
+    assert sorted((a.policy_id, a.kind) for a in found) == [
+        (2, "failing"),
+        (2, "missing_tags"),
+        (2, "stale"),
+        (5, "stuck"),
+    ]
+    lenient = pipeline.settings(data_dir=tmp_path, need_api=False, max_failure_rate=0.5, max_success_age_hours=100)
+    assert sorted((a.policy_id, a.kind) for a in pipeline.check(lenient)) == [(2, "missing_tags"), (5, "stuck")]

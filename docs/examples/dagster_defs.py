@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from dataclasses import fields
 
 import dagster as dg
 
 import pipeline
 from pipeline.errors import ConfigError
-from pipeline.report.check import Thresholds, alerts, render_text
+from pipeline.report.check import render_text
 
 
 class SwrEtl(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -85,8 +84,7 @@ def swr_lake(swr: SwrEtl) -> dg.MaterializeResult:  # type: ignore[type-arg]
 def swr_alerts(swr: SwrEtl) -> dg.AssetCheckResult:
     """What `swr-etl check` pages on: the alerts by its thresholds (failing, stale or stuck policies, ...)."""
     settings = swr.settings(need_api=False)
-    thresholds = Thresholds(**{f.name: getattr(settings, f.name) for f in fields(Thresholds)})  # as the command's
-    found = alerts(settings.data_dir, thresholds, lake=settings.lake)
+    found = pipeline.check(settings)  # by the command's thresholds, from the environment
     return dg.AssetCheckResult(
         passed=not found,
         severity=dg.AssetCheckSeverity.ERROR,

@@ -233,16 +233,10 @@ def check_cmd(fmt: str, **flags: Any) -> None:
     Example:
       swr-etl check --data-dir /srv/swr-lake --max-failure-rate 0.05 || page-the-on-call
     """
-    from pipeline.report.check import Thresholds, alerts, raise_for_alerts, render_json, render_text
+    from pipeline.report.check import alerts, raise_for_alerts, render_json, render_text, thresholds_of
 
     settings = settings_from(flags, need_api=False)
-    thresholds = Thresholds(
-        max_failure_rate=settings.max_failure_rate,
-        max_success_age_hours=settings.max_success_age_hours,
-        stuck_hours=settings.stuck_hours,
-        max_missing_tags=settings.max_missing_tags,
-        max_missed_runs=settings.max_missed_runs,
-    )
+    thresholds = thresholds_of(settings)
     found = alerts(settings.data_dir, thresholds, lake=settings.lake)
     click.echo(render_json(found, thresholds) if fmt == "json" else render_text(found), nl=False)
     raise_for_alerts(found)

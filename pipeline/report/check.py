@@ -7,15 +7,18 @@ rules are the macro's, in ``sql/alerts_over.sql``, so that the view ``alerts``, 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.errors import AlertsFound
 from pipeline.report.output import plain
 from pipeline.text import dumps, terminal_safe
 from pipeline.warehouse import warehouse
+
+if TYPE_CHECKING:
+    from pipeline.config import Settings
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,17 @@ class Alert:
     since: datetime | None
     value: float
     detail: str
+
+
+def thresholds_of(settings: Settings) -> Thresholds:
+    """The thresholds ``settings`` holds (flags, environment, config file: as ``swr-etl check`` reads them)."""
+    return Thresholds(**{f.name: getattr(settings, f.name) for f in fields(Thresholds)})
+
+
+def check(settings: Settings) -> list[Alert]:
+    """What ``swr-etl check`` reports: the current alerts by the thresholds of ``settings``; empty when healthy
+    (``pipeline.check``; :func:`raise_for_alerts` turns a non-empty list into the command's exit 1)."""
+    return alerts(settings.data_dir, thresholds_of(settings), lake=settings.lake)
 
 
 def alerts(data_dir: Path, thresholds: Thresholds, *, lake: str | None = None) -> list[Alert]:
