@@ -181,6 +181,10 @@ class Settings:
     stuck_hours: float = 6.0
     max_missing_tags: int = 0
     max_missed_runs: int = 1
+    # Prometheus: the text file written after each run and by swr-etl metrics (node_exporter's textfile
+    # collector), and a Pushgateway to push the same metrics to (pipeline.report.metrics)
+    metrics_file: Path | None = None
+    pushgateway: str | None = None
 
 
 SUBTASK_MODES = ("failed", "all", "none")  # --subtasks: whose per-tag subtasks the extract fetches
@@ -215,6 +219,8 @@ FIELDS: dict[str, tuple[str | None, str | None, str]] = {
     "stuck_hours": ("--stuck-hours", "SWR_ETL_STUCK_HOURS", "float"),
     "max_missing_tags": ("--max-missing-tags", "SWR_ETL_MAX_MISSING_TAGS", "int"),
     "max_missed_runs": ("--max-missed-runs", "SWR_ETL_MAX_MISSED_RUNS", "int"),
+    "metrics_file": ("--metrics-file", "SWR_ETL_METRICS_FILE", "path"),
+    "pushgateway": ("--pushgateway", "SWR_ETL_PUSHGATEWAY", "str"),
 }
 # Config-file keys also accepted with dashes, as the flags spell them.
 FILE_ALIASES = {"instance_id": "instance_ids", "policy_id": "policy_ids", "execution_id": "execution_ids"}
@@ -419,6 +425,16 @@ def _resolve(
     for name in ("max_missing_tags", "max_missed_runs"):
         if name in values and values[name] < 0:
             problems.append(f"{sources[name]} must be 0 or more, got {values[name]}")
+    if "metrics_file" in values and values["metrics_file"].suffix != ".prom":
+        problems.append(
+            f"{sources['metrics_file']} {values['metrics_file']}: the name must end in .prom, the only files "
+            "node_exporter's textfile collector reads"
+        )
+    gateway = urlsplit(values.get("pushgateway") or "")
+    if gateway.username is not None or gateway.password is not None:  # the URL is not repeated: it holds a secret
+        problems.append(f"{sources['pushgateway']}: a URL with credentials is not supported")
+    elif values.get("pushgateway") and (gateway.scheme not in ("http", "https") or not gateway.hostname):
+        problems.append(f"{sources['pushgateway']} {values['pushgateway']!r} is not an http(s) URL")
 
     credentials: Credentials | None = None
     if need_api:

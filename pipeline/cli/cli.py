@@ -22,10 +22,11 @@ from pipeline import __version__, jobs
 from pipeline.cli import stages
 from pipeline.cli.demo_command import demo_cmd
 from pipeline.cli.invocation import Group, State, global_flags
-from pipeline.cli.options import WORKERS_OPTION, location_options, scope_options, settings_from
+from pipeline.cli.options import WORKERS_OPTION, location_options, metrics_options, scope_options, settings_from
 from pipeline.cli.outcome import print_error, requested_format, requested_verbose
 from pipeline.cli.serve import sandbox_cmd
 from pipeline.errors import Interrupted, QueryError
+from pipeline.text import terminal_safe
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -63,16 +64,18 @@ def extract_cmd(state: State, /, **flags: Any) -> None:
 @scope_options
 @click.option("--strict", is_flag=True, default=None, help="Exit 3 when any record was rejected.")
 @WORKERS_OPTION
+@metrics_options
 @click.pass_obj
 def run_cmd(state: State, /, **flags: Any) -> None:
     """Extract what changed in scope, then transform and load it into the lake and the warehouse.
 
     Incremental: executions finished when last fetched (and still so) are not fetched again; new and running
-    ones are, and replace their earlier rows. --full fetches everything again.
+    ones are, and replace their earlier rows. --full fetches everything again. With --metrics-file (or
+    --pushgateway), the Prometheus metrics are written at the end, whatever the exit status.
 
     \b
     Example:
-      swr-etl run --data-dir /srv/swr-lake --strict
+      swr-etl run --data-dir /srv/swr-lake --metrics-file /var/lib/prometheus/node-exporter/swr-etl.prom
     """
     stages.run(state, settings_from(flags))
 
@@ -240,6 +243,40 @@ def check_cmd(fmt: str, **flags: Any) -> None:
     found = alerts(settings.data_dir, thresholds, lake=settings.lake)
     click.echo(render_json(found, thresholds) if fmt == "json" else render_text(found), nl=False)
     raise_for_alerts(found)
+
+
+@cli.command("metrics")
+@location_options
+@metrics_options
+@click.option(
+    "--stuck-hours",
+    type=float,
+    metavar="H",
+    help="Count tasks running longer than this as stuck [env SWR_ETL_STUCK_HOURS; default 6].",
+)
+def metrics_cmd(**flags: Any) -> None:
+    """Write the Prometheus metrics now: the replication's health from the warehouse, and the last run's own.
+
+    To --metrics-file (for node_exporter's textfile collector) and --pushgateway; with neither, on stdout.
+    Exit 1 when the warehouse could not be read (swr_warehouse_up 0 is written all the same) or a destination
+    could not be written.
+
+    \b
+    Example:
+      swr-etl metrics --data-dir /srv/swr-lake --metrics-file /var/lib/prometheus/node-exporter/swr-etl.prom
+    """
+    from pipeline.report.metrics import write
+
+    settings = settings_from(flags, need_api=False)
+    written = write(settings)
+    if written.where:
+        click.echo(f"metrics: {written.series} series written to {', '.join(written.where)}")
+    elif sys.stdout.isatty():  # names come from the API: shown, never obeyed, on a terminal
+        click.echo("".join(terminal_safe(line) + "\n" for line in written.text.splitlines()), nl=False)
+    else:
+        click.echo(written.text, nl=False)  # the exact exposition, for a program
+    if written.problem is not None:
+        raise written.problem
 
 
 @cli.command("doctor")

@@ -122,3 +122,20 @@ WORKERS_OPTION = click.option(
     type=int,
     help="Lanes that transform side by side [env SWR_ETL_WORKERS; default: one per core, at most 4].",
 )
+
+
+def metrics_options(func: F) -> F:
+    """Where the Prometheus metrics go: ``--metrics-file`` and ``--pushgateway`` (pipeline.report.metrics)."""
+    metrics_file = click.option(
+        "--metrics-file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        metavar="PATH.prom",
+        help="Write the Prometheus metrics to this file, for node_exporter's textfile collector "
+        "[env SWR_ETL_METRICS_FILE].",
+    )
+    pushgateway = click.option(
+        "--pushgateway",
+        metavar="URL",
+        help="Also push them to this Prometheus Pushgateway [env SWR_ETL_PUSHGATEWAY].",
+    )
+    return metrics_file(pushgateway(func))
