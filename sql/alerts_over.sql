@@ -159,10 +159,18 @@ silent AS (
         'silent' AS kind,
         s.first_missed_at AS since,
         s.missed_runs AS value,
-        format('its schedule ({}) should have started {} execution{} since {} and none came (threshold {})',
-            s.cron, s.missed_runs, CASE WHEN s.missed_runs = 1 THEN '' ELSE 's' END,
-            coalesce(strftime(s.last_run_at, '%Y-%m-%d %H:%M UTC'), 'the policy was created'), max_missed_runs)
-            AS detail
+        format('its schedule ({}) should have started {}{} execution{} {} and none came (threshold {})',
+            s.cron, CASE WHEN s.counted_from > coalesce(s.last_run_at, s.counted_from) OR s.last_run_at IS NULL
+                AND s.counted_from = s.covered_from THEN 'at least ' ELSE '' END,
+            s.missed_runs, CASE WHEN s.missed_runs = 1 THEN '' ELSE 's' END,
+            CASE
+                WHEN s.counted_from = s.last_run_at THEN strftime(s.last_run_at, 'since %Y-%m-%d %H:%M UTC')
+                WHEN s.last_run_at IS NULL AND s.counted_from > s.covered_from THEN 'since the policy was created'
+                ELSE format('in the {} days counted (its last scheduled execution: {})',
+                    round(epoch(now() - s.counted_from) / 86400)::INTEGER,
+                    coalesce(strftime(s.last_run_at, '%Y-%m-%d %H:%M UTC'), 'none seen'))
+            END,
+            max_missed_runs) AS detail
     FROM silent_schedules AS s
     WHERE s.missed_runs > max_missed_runs
 ),

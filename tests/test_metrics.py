@@ -373,8 +373,8 @@ def test_silent_schedules_and_the_last_success_of_each_destination_registry(tmp_
     assert problem is None
     found = by_name(families)
     # policy 6: its cron does not read, no series
-    assert per_policy(found["swr_policy_silent_schedule"]) == {1: 0, 2: 1, 5: 0, 7: 1, 8: 1}
-    assert per_policy(found["swr_policy_missed_runs"]) == {1: 0, 2: 4, 5: 1, 7: 3, 8: 3}
+    assert per_policy(found["swr_policy_silent_schedule"]) == {1: 0, 2: 1, 5: 0, 7: 1, 8: 1, 9: 1}
+    assert per_policy(found["swr_policy_missed_runs"]) == {1: 0, 2: 4, 5: 1, 7: 3, 8: 3, 9: silent.LONG_GONE}
     (registry,) = found["swr_registry_last_success_timestamp_seconds"].items()
     newest = max(silent.HOUR_FIRE, silent.NOW - timedelta(hours=1))  # execution 11, or 71 (manual): any trigger
     assert dict(registry[0]) == {"instance_id": "inst-1", "dest_registry": "1"}

@@ -9,6 +9,7 @@ Daily policies fire at 02:30 UTC; F is the newest 02:30 at least 15 minutes (the
 - 6 "bad cron": the cron does not read. Listed with the reason, never alerts.
 - 7 "manual since": ran at F - 3 days, and by hand an hour ago: the manual run is not the schedule (3 missed).
 - 8 "never ran": created at F - 2 days - 1 hour, no execution: F - 2d, F - 1d, F missed (3).
+- 9 "long gone": ran 60 days ago; fires are worked out 35 days back: every fire of those 35 days is missed.
 """
 
 from __future__ import annotations
@@ -68,7 +69,9 @@ POLICIES = [
     policy(6, "bad cron", "every day at 2"),
     policy(7, "manual since", DAILY),
     policy(8, "never ran", DAILY, created=F - 2 * DAY - timedelta(hours=1)),
+    policy(9, "long gone", DAILY),
 ]
+LONG_GONE = sum(1 for k in range(40) if F - k * DAY > NOW - 35 * DAY)  # the 02:30s of the last 35 days
 WORLD = [
     ran(10, 1, HOUR_FIRE - timedelta(hours=1)),
     ran(11, 1, HOUR_FIRE),
@@ -80,6 +83,7 @@ WORLD = [
     ran(60, 6, F - 9 * DAY),
     ran(70, 7, F - 3 * DAY),
     ran(71, 7, NOW - timedelta(hours=1), trigger="manual"),
+    ran(90, 9, F - 60 * DAY),
 ]
 
 
@@ -99,7 +103,7 @@ def db(data_dir: Path) -> Iterator[duckdb.DuckDBPyConnection]:
 
 def test_missed_fires_are_counted_from_the_newest_scheduled_execution(db: duckdb.DuckDBPyConnection) -> None:
     rows = {r["policy_name"]: r for r in select(db, "SELECT * FROM silent_schedules")}
-    assert set(rows) == {"hourly", "stopped", "one late", "bad cron", "manual since", "never ran"}
+    assert set(rows) == {"hourly", "stopped", "one late", "bad cron", "manual since", "never ran", "long gone"}
     missed = {name: (r["missed_runs"], r["silent"]) for name, r in rows.items()}
     assert missed == {
         "hourly": (0, False),
@@ -108,6 +112,7 @@ def test_missed_fires_are_counted_from_the_newest_scheduled_execution(db: duckdb
         "bad cron": (None, None),
         "manual since": (3, True),
         "never ran": (3, True),
+        "long gone": (LONG_GONE, True),
     }
     stopped = rows["stopped"]
     assert stopped["last_run_at"] == F - 4 * DAY + timedelta(seconds=10)
@@ -124,31 +129,36 @@ def test_missed_fires_are_counted_from_the_newest_scheduled_execution(db: duckdb
 
 def test_only_silent_schedules_alert_and_the_threshold_moves_them(db: duckdb.DuckDBPyConnection) -> None:
     silent = select(db, "SELECT policy_id, since, value, detail FROM alerts WHERE kind = 'silent' ORDER BY 1")
-    assert [(r["policy_id"], r["value"]) for r in silent] == [(2, 4), (7, 3), (8, 3)]
+    assert [(r["policy_id"], r["value"]) for r in silent] == [(2, 4), (7, 3), (8, 3), (9, LONG_GONE)]
     assert silent[0]["since"] == F - 3 * DAY
     when = (F - 4 * DAY + timedelta(seconds=10)).strftime("%Y-%m-%d %H:%M UTC")
     assert silent[0]["detail"] == (
         f"its schedule ({DAILY}) should have started 4 executions since {when} and none came (threshold 1)"
     )
-    assert "since the policy was created" in silent[2]["detail"]
+    assert "should have started 3 executions since the policy was created" in silent[2]["detail"]
+    last = (F - 60 * DAY + timedelta(seconds=10)).strftime("%Y-%m-%d %H:%M UTC")
+    assert (
+        f"at least {LONG_GONE} executions in the 35 days counted (its last scheduled execution: {last})"
+        in (silent[3]["detail"])
+    )
     strict = "SELECT policy_id FROM alerts_over(max_missed_runs := 0) WHERE kind = 'silent' ORDER BY 1"
-    assert [r[0] for r in db.sql(strict).fetchall()] == [2, 5, 7, 8]
+    assert [r[0] for r in db.sql(strict).fetchall()] == [2, 5, 7, 8, 9]
     lenient = "SELECT policy_id FROM alerts_over(max_missed_runs := 3) WHERE kind = 'silent'"
-    assert db.sql(lenient).fetchall() == [(2,)]
+    assert db.sql(lenient).fetchall() == [(2,), (9,)]
 
 
 def test_check_pages_on_silent_schedules_with_its_threshold(data_dir: Path) -> None:
     env = clean_env(SWR_ETL_DATA_DIR=str(data_dir))
-    found = run_cli(["check", "--format", "json", "--max-success-age-hours", "1000"], env)
+    found = run_cli(["check", "--format", "json", "--max-success-age-hours", "10000"], env)
     assert found.returncode == 1, found.stderr
     kinds = {(a["policy_id"], a["kind"]) for a in json.loads(found.stdout)["alerts"]}
-    assert kinds == {(2, "silent"), (7, "silent"), (8, "silent")}
+    assert kinds == {(2, "silent"), (7, "silent"), (8, "silent"), (9, "silent")}
     assert json.loads(found.stdout)["thresholds"]["max_missed_runs"] == 1
-    quiet = run_cli(["check", "--max-success-age-hours", "1000", "--max-missed-runs", "4"], env)
+    quiet = run_cli(["check", "--max-success-age-hours", "10000", "--max-missed-runs", "40"], env)
     assert (quiet.returncode, quiet.stdout) == (0, "check: no alerts\n"), quiet.stderr
-    from_env = run_cli(["check", "--max-success-age-hours", "1000"], {**env, "SWR_ETL_MAX_MISSED_RUNS": "3"})
+    from_env = run_cli(["check", "--max-success-age-hours", "10000"], {**env, "SWR_ETL_MAX_MISSED_RUNS": "3"})
     assert from_env.returncode == 1 and "policy stopped (2)" in from_env.stdout
-    assert from_env.stdout.count("ALERT silent") == 1
+    assert from_env.stdout.count("ALERT silent") == 2  # 2 and 9
     misuse = run_cli(["check", "--max-missed-runs", "-1"], env)
     assert misuse.returncode == 2 and misuse.stderr.startswith("error: --max-missed-runs must be 0 or more")
 
