@@ -18,6 +18,7 @@ class Measured:
     peak_rss_mib: float
     stdout: str
     stderr: str
+    cpu_s: float = 0.0  # user and system CPU time of the command and the children it waited for
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -42,4 +43,5 @@ def measure(cmd: list[str], env: dict[str, str] | None = None) -> Measured:
         stdout, stderr = out.read(), err.read()
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {stderr[-2000:]}")
-    return Measured(wall, usage.ru_maxrss / 1024, stdout, stderr)  # ru_maxrss is in KiB on Linux
+    cpu = usage.ru_utime + usage.ru_stime
+    return Measured(wall, usage.ru_maxrss / 1024, stdout, stderr, cpu)  # ru_maxrss is in KiB on Linux
