@@ -166,7 +166,7 @@ class Settings:
     max_attempts: int = 6
     strict: bool = False
     full: bool = False  # fetch finished executions again, even those already landed
-    # whose per-tag subtasks to fetch: "failed" (tasks not Succeed), "all" or "none" (SUBTASK_MODES)
+    # whose per-tag subtasks to fetch: "failed" (tasks that ended without succeeding), "all" or "none"
     subtasks: str = "failed"
     ca_bundle: Path | None = None  # CA certificates to verify the endpoint with (a private CA)
     insecure: bool = False  # no TLS verification at all: loud, and only when asked for

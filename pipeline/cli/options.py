@@ -97,7 +97,7 @@ def scope_options(func: F) -> F:
         click.option(
             "--subtasks",
             metavar="failed|all|none",
-            help="Whose per-tag subtasks to fetch: tasks not Succeed, every task, or none "
+            help="Whose per-tag subtasks to fetch: tasks that ended without succeeding, every task, or none "
             "[env SWR_ETL_SUBTASKS; default failed].",
         ),
         click.option(

@@ -3,8 +3,9 @@
 Fetched once every task page of the execution is in, and before its task manifest is written: a task fetch
 that is complete has its subtasks landed too, so the load takes the subtasks of the same run as the tasks,
 and an execution not fetched again (incremental) has its subtasks not fetched again. Which tasks:
-``--subtasks failed`` (the default) those whose status is not ``Succeed`` (the ones with failures to
-explain), ``all`` every task, ``none`` none. Layout, one fetch (pages and manifest) per task::
+``--subtasks failed`` (the default) those that ended without succeeding (Failed, Stopped, or a status the
+API made up: the ones with failures to explain), ``all`` every task, ``none`` none. Layout, one fetch (pages
+and manifest) per task::
 
     raw/subtasks/instance_id=I/execution_id=E/run_id=R/task_id=T/page-000000000.json.zst
 
@@ -34,6 +35,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+#: tasks ``--subtasks failed`` skips: those that succeeded, and those still running, which have no failure to
+#: explain yet (their execution is fetched again, with them, until it ends)
+UNEXPLAINED = frozenset({"Succeed", "InProgress", "Pending", "Initialized"})
+
+
 def chosen(tasks: dict[Any, tuple[Any, Any]], mode: str) -> list[int]:
     """The ids of the tasks whose subtasks ``mode`` asks for, in id order. ``tasks``: each task's id as sent
     and its status; ids that do not read as integers name no subtask listing (their task row is rejected)."""
@@ -42,7 +48,7 @@ def chosen(tasks: dict[Any, tuple[Any, Any]], mode: str) -> list[int]:
     ids = set()
     for raw_id, status in tasks.values():
         task_id = read_int(raw_id)[0]
-        if task_id is not None and (mode == "all" or status != "Succeed"):
+        if task_id is not None and (mode == "all" or status not in UNEXPLAINED):
             ids.add(task_id)
     return sorted(ids)
 
