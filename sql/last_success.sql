@@ -21,31 +21,14 @@ WITH runs AS (
     FROM policies AS p
     LEFT JOIN executions AS e ON e.instance_id = p.instance_id AND e.policy_id = p.policy_id
 ),
-per_policy AS (
+both_scopes AS (
     SELECT
-        'policy' AS scope,
+        CASE WHEN grouping(policy_id) = 0 THEN 'policy' ELSE 'registry' END AS scope,
         instance_id,
         policy_id,
-        any_value(policy_name) AS policy_name,
+        CASE WHEN grouping(policy_id) = 0 THEN any_value(policy_name) END AS policy_name,
         bool_or(enabled) AS enabled,
-        any_value(dest_registry_id) AS dest_registry_id,
-        1 AS policies,
-        count(execution_id) AS executions,
-        max(created_at) AS last_execution_at,
-        arg_max(status, (created_at, execution_id)) AS last_execution_status,
-        max(ended_at) FILTER (WHERE status = 'Succeed') AS last_success_at,
-        arg_max(execution_id, (ended_at, execution_id)) FILTER (WHERE status = 'Succeed') AS last_success_execution_id
-    FROM runs
-    GROUP BY instance_id, policy_id
-),
-per_registry AS (
-    SELECT
-        'registry' AS scope,
-        instance_id,
-        CAST(NULL AS BIGINT) AS policy_id,
-        CAST(NULL AS VARCHAR) AS policy_name,
-        bool_or(enabled) AS enabled,
-        dest_registry_id,
+        coalesce(dest_registry_id, any_value(dest_registry_id)) AS dest_registry_id,
         count(DISTINCT policy_id) AS policies,
         count(execution_id) AS executions,
         max(created_at) AS last_execution_at,
@@ -53,17 +36,8 @@ per_registry AS (
         max(ended_at) FILTER (WHERE status = 'Succeed') AS last_success_at,
         arg_max(execution_id, (ended_at, execution_id)) FILTER (WHERE status = 'Succeed') AS last_success_execution_id
     FROM runs
-    WHERE dest_registry_id IS NOT NULL
-    GROUP BY instance_id, dest_registry_id
-),
-both_scopes AS (
-    SELECT scope, instance_id, policy_id, policy_name, enabled, dest_registry_id, policies, executions,
-        last_execution_at, last_execution_status, last_success_at, last_success_execution_id
-    FROM per_policy
-    UNION ALL
-    SELECT scope, instance_id, policy_id, policy_name, enabled, dest_registry_id, policies, executions,
-        last_execution_at, last_execution_status, last_success_at, last_success_execution_id
-    FROM per_registry
+    GROUP BY GROUPING SETS ((instance_id, policy_id), (instance_id, dest_registry_id))
+    HAVING grouping(policy_id) = 0 OR dest_registry_id IS NOT NULL
 )
 SELECT
     b.scope,

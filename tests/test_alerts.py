@@ -28,8 +28,17 @@ def ago(hours: float) -> str:
     return (NOW - timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def policy(pid: int, name: str, *, trigger: str = "scheduled", enabled: bool = True) -> dict[str, Any]:
-    cron = "0 0 2 * * *" if trigger == "scheduled" else ""
+def policy(
+    pid: int,
+    name: str,
+    *,
+    trigger: str = "scheduled",
+    enabled: bool = True,
+    cron: str | None = None,
+    created: str | None = None,
+) -> dict[str, Any]:
+    """A policy as the API lists it; a scheduled one fires at 02:00 UTC unless ``cron`` says otherwise."""
+    cron = cron if cron is not None else "0 0 2 * * *" if trigger == "scheduled" else ""
     return {
         "id": pid,
         "name": name,
@@ -37,7 +46,7 @@ def policy(pid: int, name: str, *, trigger: str = "scheduled", enabled: bool = T
         "dest_registry": {"id": 1},
         "trigger": {"type": trigger, "trigger_settings": {"cron": cron}},
         "enabled": enabled,
-        "created_at": ago(24 * 30),
+        "created_at": created or ago(24 * 30),
     }
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import duckdb
 import pytest
 from conftest import clean_env, run_cli
+from test_alerts import policy
 from test_views import build, execution, iso, select
 
 from pipeline.warehouse import schedules, warehouse
@@ -42,18 +43,6 @@ F = newest_fire(NOW)
 HOUR_FIRE = (NOW - timedelta(minutes=15)).replace(minute=0, second=0, microsecond=0)
 
 
-def policy(pid: int, name: str, cron: str, *, trigger: str = "scheduled", enabled: bool = True, created=None):
-    return {
-        "id": pid,
-        "name": name,
-        "src_registry": {"id": 0},
-        "dest_registry": {"id": 1},
-        "trigger": {"type": trigger, "trigger_settings": {"cron": cron}},
-        "enabled": enabled,
-        "created_at": iso(created or NOW - 60 * DAY),
-    }
-
-
 def ran(eid: int, pid: int, at: datetime, trigger: str = "scheduled") -> tuple[dict[str, Any], list[Any]]:
     updated = iso(at + timedelta(minutes=5))
     return execution(eid, iso(at + timedelta(seconds=10)), policy_id=pid, trigger=trigger, updated_at=updated), []
@@ -61,15 +50,15 @@ def ran(eid: int, pid: int, at: datetime, trigger: str = "scheduled") -> tuple[d
 
 DAILY = "0 30 2 * * *"
 POLICIES = [
-    policy(1, "hourly", "0 0 * * * *"),
-    policy(2, "stopped", DAILY),
-    policy(3, "disabled", DAILY, enabled=False),
-    policy(4, "by hand", "", trigger="manual"),
-    policy(5, "one late", "30 2 * * *"),
-    policy(6, "bad cron", "every day at 2"),
-    policy(7, "manual since", DAILY),
-    policy(8, "never ran", DAILY, created=F - 2 * DAY - timedelta(hours=1)),
-    policy(9, "long gone", DAILY),
+    policy(1, "hourly", cron="0 0 * * * *"),
+    policy(2, "stopped", cron=DAILY),
+    policy(3, "disabled", cron=DAILY, enabled=False),
+    policy(4, "by hand", trigger="manual"),
+    policy(5, "one late", cron="30 2 * * *"),
+    policy(6, "bad cron", cron="every day at 2"),
+    policy(7, "manual since", cron=DAILY),
+    policy(8, "never ran", cron=DAILY, created=iso(F - 2 * DAY - timedelta(hours=1))),
+    policy(9, "long gone", cron=DAILY, created=iso(NOW - 90 * DAY)),
 ]
 LONG_GONE = sum(1 for k in range(40) if F - k * DAY > NOW - 35 * DAY)  # the 02:30s of the last 35 days
 WORLD = [
