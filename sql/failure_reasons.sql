@@ -27,15 +27,15 @@ classed AS (
         status_text,
         failed_at,
         CASE
-            WHEN text SIMILAR TO '.*(status code: 429|429 too many requests|toomanyrequests|too many requests|rate limit|quota).*'
+            WHEN regexp_matches(text, '(status code: 429|429 too many requests|toomanyrequests|too many requests|rate limit|quota)')
                 THEN 'quota'
-            WHEN text SIMILAR TO '.*(unauthorized|authentication required|status code: 401|status code: 403|denied|forbidden).*'
+            WHEN regexp_matches(text, '(unauthorized|authentication required|status code: 401|status code: 403|denied|forbidden)')
                 THEN 'auth'
-            WHEN text SIMILAR TO '.*(manifest unknown|blob unknown|name unknown|not found|status code: 404).*'
+            WHEN regexp_matches(text, '(manifest unknown|blob unknown|name unknown|not found|status code: 404)')
                 THEN 'not_found'
-            WHEN text SIMILAR TO '.*(i/o timeout|connection reset|connection refused|tls handshake|no such host|context deadline exceeded|client\.timeout|dial tcp).*'
+            WHEN regexp_matches(text, '(i/o timeout|connection reset|connection refused|tls handshake|no such host|context deadline exceeded|client\.timeout|dial tcp)')
                 THEN 'network'
-            WHEN text SIMILAR TO '.*(status code: 5[0-9][0-9]|internal server error|bad gateway|service unavailable|blob upload unknown|maintenance).*'
+            WHEN regexp_matches(text, '(status code: 5[0-9][0-9]|internal server error|bad gateway|service unavailable|blob upload unknown|maintenance)')
                 THEN 'destination'
             ELSE 'unknown'
         END AS reason

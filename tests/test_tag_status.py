@@ -36,7 +36,7 @@ D4, D5, D6 = ("sha256:" + c * 64 for c in "def")
 TEXT = {
     "auth": "http status code: 401, body: unauthorized to access repository: team/app",
     "not_found": "manifest unknown: manifest unknown",
-    "network": "dial tcp 10.0.0.7:443: i/o timeout",
+    "network": 'Get "https://mirror.example.com/v2/":\ndial tcp 10.0.0.7:443: i/o timeout',  # two lines
 }
 
 
@@ -208,3 +208,8 @@ def test_every_tag_the_sandbox_retried_is_replicated_with_its_failure_counted(tm
             later = [a for a in attempts if a[0] > succeeded["execution_id"]]
             if not later:  # nothing after the retry: it decides
                 assert row == ("replicated", True, True), retry
+
+
+def test_failure_texts_are_classed_whatever_their_lines(db: duckdb.DuckDBPyConnection) -> None:
+    found = dict(db.sql("SELECT reason, sum(failed_tags)::INTEGER FROM failure_reasons GROUP BY ALL").fetchall())
+    assert found == {"auth": 1, "not_found": 1, "network": 2}

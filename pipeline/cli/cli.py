@@ -164,10 +164,12 @@ def query_cmd(sql: str, fmt: str, **flags: Any) -> None:
     help="Also write the report with charts as one self-contained HTML file (opens offline).",
 )
 def report_cmd(fmt: str, days: int, top: int, html_file: Path | None, **flags: Any) -> None:
-    """Replication analytics: health per policy, failing repositories, recent failures, drift.
+    """Replication analytics: what needs attention, which tags failed and why, silent schedules, last successes,
+    then health per policy, failing repositories, recent failures, drift.
 
-    Every number comes from the warehouse views (policy_health, repository_replication, failures, tag_drift,
-    daily_throughput), so the report, a BI tool and an ad-hoc query agree.
+    Every number comes from the warehouse views (alerts, tag_status, failure_reasons, silent_schedules,
+    last_success, policy_health, repository_replication, failures, tag_drift, daily_throughput), so the
+    report, a BI tool and an ad-hoc query agree.
 
     \b
     Example:

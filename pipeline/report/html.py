@@ -1,8 +1,11 @@
 """The report as one self-contained HTML page: inline CSS and inline SVG charts (:mod:`pipeline.report.charts`), nothing
 from the network, no script. It opens offline, prints, and can be mailed as it is.
 
-The page opens with the state at a glance (task success rate, failing policies, stuck tasks, tags missing on
-the destination, the last successful run of each policy), then the details, and ends with the rows of drift.
+The page opens, under "At a glance", with the answers to an operator's four questions
+(:mod:`pipeline.report.answers`: what needs attention now, which tags are not on the destination and why,
+which schedules went silent, when each policy and destination registry last succeeded), then the figures of
+the window (task success rate, failing policies, stuck tasks, tags missing on the destination, the last
+successful run of each policy), then the details, and ends with the rows of drift.
 Rates show as percentages and durations as ``1m 23s``, as in the text report. Every value from the data goes
 through :func:`pipeline.report.charts.esc`: none or any type is fine, and control characters and bidi overrides from
 the API are shown escaped rather than acted on by the browser."""
@@ -12,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from pipeline.report import charts
+from pipeline.report import answers, charts
 from pipeline.report.charts import PALETTE, esc
 from pipeline.report.report import FAILING_MOST, STUCK_HOURS, count, duration, percent, when
 
@@ -29,6 +32,8 @@ svg { background: #fff; border: 1px solid #e5e7eb; } .legend span { margin-right
 .tile b { display: block; font-size: 26px; font-variant-numeric: tabular-nums; }
 .tile.bad b { color: #991b1b; } .tile.good b { color: #166534; }
 .definition { background: #f9fafb; border-left: 3px solid #9ca3af; padding: 6px 10px; }
+.answer { font-weight: 600; } .answer.bad { color: #991b1b; } .answer.good { color: #166534; }
+td:last-child { overflow-wrap: anywhere; } table + table { margin-top: 14px; }
 """
 NO_POLICY = "(no policy)"  # the series of executions that name no policy
 Cell = Callable[[object], str]
@@ -58,6 +63,139 @@ def _tile(label: str, value: str, note: str, tone: str = "") -> str:
 
 def _name(row: Mapping[str, Any], name: str, key: str) -> str:
     return charts.text(row.get(name)) or charts.text(row.get(key))
+
+
+def _answer(text: str, bad: object) -> str:
+    """The one-line answer under a question, red when something needs doing, green when not."""
+    return f'<p class="answer {"bad" if bad else "good"}">{esc(text)}</p>'
+
+
+def _rows(value: object) -> list[Mapping[str, Any]]:
+    """The rows of a list in the data; anything else (none, a number) is no rows."""
+    return [r for r in value if isinstance(r, Mapping)] if isinstance(value, list) else []
+
+
+def answered(data: Mapping[str, Any]) -> list[str]:
+    """The four answers (:mod:`pipeline.report.answers`), with the same headings and wording as the text."""
+    return [
+        *_attention(_rows(data.get("alerts"))),
+        *_tags(data.get("tags_not_on_destination") or {}),
+        *_silent(data.get("silent_schedules") or {}),
+        *_last_success(data.get("last_success") or {}),
+    ]
+
+
+def _attention(alerts: list[Mapping[str, Any]]) -> list[str]:
+    heading = f"<h3>{esc(answers.ATTENTION)}</h3>"
+    if not alerts:
+        return [heading, _answer("no alerts", False)]
+    rows = [{**r, "policy": answers.policy_label(r)} for r in alerts]
+    columns: dict[str, tuple[str, Cell | None]] = {
+        "kind": ("kind", None),
+        "policy": ("policy", None),
+        "since": ("since", when),
+        "detail": ("detail", None),
+    }
+    return [heading, _answer(answers.plural(len(alerts), "alert"), True), table(rows, columns)]
+
+
+def _tags(tags: Mapping[str, Any]) -> list[str]:
+    rows = [
+        {
+            **r,
+            "policy": answers.policy_label(r),
+            "where": f"{r.get('src_repository') or '?'}:{r.get('tag')}",
+            "why": answers.one_line(answers.why(r), 300),
+        }
+        for r in _rows(tags.get("top"))
+    ]
+    parts = [
+        f"<h3>{esc(answers.NOT_ON_DESTINATION)}</h3>",
+        _answer(answers.tags_summary(tags), tags.get("tags")),
+    ]
+    if rows:
+        columns: dict[str, tuple[str, Cell | None]] = {
+            "policy": ("policy", None),
+            "where": ("source repository:tag", None),
+            "state": ("state", None),
+            "failed_attempts_since_success": ("fails", count),
+            "attempted_at": ("last attempt", when),
+            "why": ("why", None),
+        }
+        parts += [table(rows, columns), f'<p class="muted">{esc(answers.FAILS)}</p>']
+    if not tags.get("subtasks"):
+        return [*parts, f'<p class="muted">{esc(answers.NO_SUBTASKS)}</p>']
+    reasons = [{**r, "example": answers.one_line(r.get("example") or "-", 300)} for r in _rows(tags.get("reasons"))]
+    classes: dict[str, tuple[str, Cell | None]] = {
+        "reason": ("class", None),
+        "failed_tags": ("failed tags", count),
+        "policies": ("policies", count),
+        "example": ("newest example", None),
+    }
+    return [
+        *parts,
+        f"<h4>{esc(answers.CLASSES)}</h4>",
+        table(reasons, classes),
+    ]
+
+
+def _silent(schedules: Mapping[str, Any]) -> list[str]:
+    parts = [
+        f"<h3>{esc(answers.SILENT)}</h3>",
+        _answer(answers.schedules_summary(schedules), schedules.get("silent_policies")),
+    ]
+    silent = [
+        {**r, "policy": answers.policy_label(r), "last_run_at": r.get("last_run_at") or "never"}
+        for r in _rows(schedules.get("silent"))
+    ]
+    if silent:
+        columns: dict[str, tuple[str, Cell | None]] = {
+            "policy": ("policy", None),
+            "cron": ("cron", None),
+            "missed_runs": ("missed", count),
+            "first_missed_at": ("first missed", when),
+            "last_run_at": ("last run", when),
+        }
+        parts.append(table(silent, columns))
+    unreadable = [{**r, "policy": answers.policy_label(r)} for r in _rows(schedules.get("unreadable"))]
+    if unreadable:
+        problems: dict[str, tuple[str, Cell | None]] = {
+            "policy": ("policy", None),
+            "cron": ("cron", None),
+            "cron_problem": ("why it does not read", None),
+        }
+        parts += [f"<h4>{esc(answers.UNREADABLE)}</h4>", table(unreadable, problems)]
+    return parts
+
+
+def _last_success(last: Mapping[str, Any]) -> list[str]:
+    def named(rows: object, label: Callable[[Mapping[str, Any]], str]) -> list[dict[str, Any]]:
+        return [
+            {
+                **r,
+                "name": label(r),
+                "last_success_at": r.get("last_success_at") or "never",
+                "ago": answers.ago(r.get("hours_since_success")),
+            }
+            for r in _rows(rows)
+        ]
+
+    succeeded: dict[str, tuple[str, Cell | None]] = {
+        "last_success_at": ("last success", when),
+        "ago": ("ago", None),
+        "executions": ("executions", count),
+        "last_execution_status": ("last execution", None),
+    }
+    stale = last.get("policies_stale") or last.get("registries_stale")
+    return [
+        f"<h3>{esc(answers.LAST_SUCCESS)}</h3>",
+        _answer(answers.last_success_summary(last), stale),
+        table(named(last.get("policies"), answers.policy_label), {"name": ("policy", None), **succeeded}),
+        table(
+            named(last.get("registries"), answers.registry_label),
+            {"name": ("destination registry", None), **succeeded},
+        ),
+    ]
 
 
 def glance(data: Mapping[str, Any]) -> list[str]:
@@ -92,7 +230,8 @@ def glance(data: Mapping[str, Any]) -> list[str]:
     runs = [dict(r, last_success=r.get("last_success") or "never") for r in g.get("last_runs") or []]
     return [
         "<h2>At a glance</h2>",
-        f'<p class="muted">the last {esc(data.get("days"))} days of data{", " + esc(span) if span else ""} (UTC)</p>',
+        *answered(data.get("answers") or {}),
+        f"<h3>The last {esc(data.get('days'))} days of data{', ' + esc(span) if span else ''} (UTC)</h3>",
         f'<div class="tiles">{"".join(tiles)}</div>',
         "<h3>Last successful run per policy (never or longest ago first)</h3>",
         table(

@@ -117,8 +117,11 @@ def failing_repositories(db: duckdb.DuckDBPyConnection, days: int, limit: int) -
 
 def collect(data_dir: Path, *, lake: str | None = None, days: int = 30, top: int = 10) -> dict[str, Any]:
     """Everything the report shows, as plain data (the JSON format is exactly this)."""
+    from pipeline.report import answers  # imported here: answers formats with this module's functions
+
     since = _window(days)
     with warehouse.connect(data_dir, lake) as db:
+        answered = answers.collect(db, top)
         (totals,) = _records(
             db,
             """
@@ -156,7 +159,8 @@ def collect(data_dir: Path, *, lake: str | None = None, days: int = 30, top: int
             db,
             """
             WITH runs AS (
-                SELECT instance_id, policy_id, max(created_at) FILTER (WHERE status = 'Succeed') AS last_success,
+                SELECT instance_id, policy_id,
+                       max(coalesce(updated_at, created_at)) FILTER (WHERE status = 'Succeed') AS last_success,
                        max(created_at) AS last_run, arg_max(status, (created_at, execution_id)) AS last_status
                 FROM executions GROUP BY instance_id, policy_id
             ),
@@ -249,8 +253,10 @@ def collect(data_dir: Path, *, lake: str | None = None, days: int = 30, top: int
             "failing_most": FAILING_MOST,
             "window": f"the last {days} days of data, up to the newest day an execution started (UTC)",
             "stuck_tasks": f"tasks running or pending for more than {STUCK_HOURS} hours now (view stuck_tasks)",
+            "answers": "the state now, over all the data: the window does not apply",
         },
         "totals": totals,
+        "answers": answered,
         "glance": {
             "finished_tasks": finished,
             "succeeded_tasks": finished - failed,
@@ -311,13 +317,18 @@ def _glance(data: dict[str, Any], width: int, top: int) -> list[str]:
 
 
 def render_text(data: dict[str, Any], width: int = 100) -> str:
-    """The report at ``width`` columns (100 by default): the state at a glance, then the details."""
+    """The report at ``width`` columns (100 by default): the answers to an operator's four questions
+    (:mod:`pipeline.report.answers`), the state at a glance, then the details."""
+    from pipeline.report import answers  # imported here: answers formats with this module's functions
+
     t = data["totals"]
     lines = [
         f"SWR replication report for {_text(data['data_dir'])}",
         f"{count(t['instances'])} instances, {count(t['policies'])} policies, {count(t['executions'])} executions, "
         f"{count(t['tasks'])} tasks, {count(t['tags'])} tags, {count(t['rejects'])} rejected records",
         f"newest task started {when(t['newest_task'])} UTC",
+        "",
+        *answers.render_text(data["answers"], width, data.get("top", 10)),
         "",
         *_glance(data, width, data.get("top", 10)),
         "",
