@@ -4,6 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 RUNTIME := $(VENV)/.installed-run
 STAMP  := $(VENV)/.installed-test
+# a second environment with DuckDB's httpfs extension (the [httpfs] extra pins DuckDB 1.5.5): tests/test_httpfs.py
+HTTPFS := .venv-httpfs
+HTTPFS_STAMP := $(HTTPFS)/.installed
 
 .DEFAULT_GOAL := help
 
@@ -23,13 +26,20 @@ $(STAMP): $(RUNTIME)
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
+$(HTTPFS_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(HTTPFS)
+	$(HTTPFS)/bin/pip install -q --upgrade pip
+	$(HTTPFS)/bin/pip install -q -e '.[test-httpfs]'
+	touch $(HTTPFS_STAMP)
+
 venv: $(STAMP) ## create .venv and install the package with its test extras
 
 run: $(RUNTIME) ## the demo: sandbox API on loopback, full pipeline, summary (runtime dependencies only)
 	$(BIN)/swr-etl demo
 
-test: $(STAMP) lint ## lint, type-check and run the whole test suite (on every core, at most 4)
+test: $(STAMP) $(HTTPFS_STAMP) lint ## lint, type-check and run the whole test suite (on every core, at most 4)
 	$(BIN)/pytest -q -n auto --maxprocesses=4
+	SWR_ETL_TEST_HTTPFS=1 $(HTTPFS)/bin/pytest -q -p no:cacheprovider tests/test_httpfs.py
 
 lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check pipeline tests bench docs/examples

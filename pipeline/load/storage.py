@@ -43,12 +43,22 @@ def is_remote(location: str) -> bool:
 
 
 @dataclass(frozen=True)
+class S3Settings:
+    """Where an S3 lake's store is, as the environment said when it was opened (never its credentials)."""
+
+    endpoint: str | None = None  # None: AWS
+    region: str | None = None
+    virtual_hosted: bool = False  # bucket.endpoint/key instead of endpoint/bucket/key
+
+
+@dataclass(frozen=True)
 class LakeStore:
     """A lake's root on its filesystem. Paths handed in and out are relative to :attr:`root`."""
 
     url: str  # what the user sees in messages and the warehouse's views: an absolute path, or s3://bucket/prefix
     fs: pafs.FileSystem = field(repr=False, compare=False)
     root: str  # the root as the filesystem names it: /abs/path, or bucket/prefix
+    s3: S3Settings | None = field(default=None, compare=False)  # for DuckDB's httpfs (warehouse.httpfs)
 
     @property
     def remote(self) -> bool:
@@ -217,11 +227,12 @@ def open_store(location: str, environ: dict[str, str] | None = None) -> LakeStor
         options["scheme"] = urlsplit(endpoint).scheme or "https"
     if region:
         options["region"] = region
-    if env.get("SWR_ETL_S3_VIRTUAL_HOSTED", "").strip().lower() in ("1", "true", "yes", "on"):
+    virtual = env.get("SWR_ETL_S3_VIRTUAL_HOSTED", "").strip().lower() in ("1", "true", "yes", "on")
+    if virtual:
         options["force_virtual_addressing"] = True  # bucket.endpoint/key instead of endpoint/bucket/key
     fs = pafs.S3FileSystem(**options)
     root = f"{bucket}/{prefix}" if prefix else bucket
-    return LakeStore(url=f"s3://{root}", fs=fs, root=root)
+    return LakeStore(url=f"s3://{root}", fs=fs, root=root, s3=S3Settings(endpoint, region, virtual))
 
 
 def return_large_frees() -> None:

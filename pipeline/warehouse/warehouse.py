@@ -6,13 +6,14 @@ out at each build; a warehouse built over a day ago is rebuilt when read). Any D
 read-only and sees the current lake without running anything: the views read the lake's partition files
 (``<lake>/<table>/instance_id=*/...``), each of which a load replaces whole.
 
-The views hold the lake's absolute location: a local path, or ``s3://bucket/prefix``. DuckDB reads S3 with
-its httpfs extension; ``swr-etl`` itself needs none: it hands DuckDB the lake's own pyarrow filesystem
-(:meth:`pipeline.load.storage.LakeStore.duckdb_filesystem`). If the data directory or the lake is moved, the next
-``swr-etl`` command that uses the warehouse (``query``, ``report``, ``rebuild``, ``run``) notices and rewrites
-the views; ``swr-etl rebuild --views-only`` does only that. The file itself is rebuilt under a temporary name
-and renamed into place, so a reader never sees it half-made. Where it cannot be rewritten (a read-only copy of
-a data directory, a full disk), ``query`` and ``report`` make the same views in an in-memory database instead.
+The views hold the lake's absolute location: a local path, or ``s3://bucket/prefix``. DuckDB reads S3 with its
+httpfs extension, loaded from the installed package (:mod:`.httpfs`); where that cannot be, ``swr-etl`` hands
+DuckDB the lake's own pyarrow filesystem (:meth:`pipeline.load.storage.LakeStore.duckdb_filesystem`). If the
+data directory or the lake is moved, the next ``swr-etl`` command that uses the warehouse (``query``,
+``report``, ``rebuild``, ``run``) notices and rewrites the views; ``swr-etl rebuild --views-only`` does only
+that. The file itself is rebuilt under a temporary name and renamed into place, so a reader never sees it
+half-made. Where it cannot be rewritten (a read-only copy of a data directory, a full disk), ``query`` and
+``report`` make the same views in an in-memory database instead.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from pipeline.load import legacy
 from pipeline.load.storage import LakeStore
 from pipeline.schema import TABLES, Table
 from pipeline.sqlfiles import sql_folder
-from pipeline.warehouse import schedules
+from pipeline.warehouse import httpfs, schedules
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,10 @@ def lake_store(data_dir: Path, location: str | None = None) -> LakeStore:
 
 
 def attach_lake(db: duckdb.DuckDBPyConnection, store: LakeStore) -> None:
-    """Let a connection read a remote lake: the lake's own filesystem, registered for ``s3://``."""
+    """Let a connection read a remote lake: DuckDB's httpfs extension with the lake's settings, else the lake's
+    own pyarrow filesystem, registered for ``s3://``."""
+    if store.s3 is None or httpfs.attach(db, store.s3):
+        return
     filesystem = store.duckdb_filesystem()
     if filesystem is not None and not db.filesystem_is_registered("s3"):
         db.register_filesystem(filesystem)
