@@ -32,7 +32,7 @@ from pipeline.sandbox import SandboxConfig, SandboxServer
 RULES = ROOT / "docs" / "monitoring" / "alert-rules.yml"
 DASHBOARD = ROOT / "docs" / "monitoring" / "grafana-dashboard.json"
 LABELS = {"instance_id", "policy_id", "policy_name", "trigger", "enabled", "dest_registry", "status", "stage", "state"}
-LABELS |= {"kind", "version"}
+LABELS |= {"kind", "version", "dest_registry_id"}
 METRIC_NAME = re.compile(r"\bswr_[a-z0-9_]+\b")
 
 
@@ -368,7 +368,7 @@ def test_silent_schedules_and_the_last_success_of_each_destination_registry(tmp_
     """On the world of tests/test_silent_schedules.py, whose answers are worked out there by hand."""
     import test_silent_schedules as silent
 
-    build(tmp_path, silent.WORLD, policies=silent.POLICIES).close()
+    build(tmp_path, silent.WORLD, policies=silent.POLICIES, listed_run=silent.LISTED).close()
     families, problem = metrics.read_health(settings(tmp_path))
     assert problem is None
     found = by_name(families)
@@ -377,5 +377,5 @@ def test_silent_schedules_and_the_last_success_of_each_destination_registry(tmp_
     assert per_policy(found["swr_policy_missed_runs"]) == {1: 0, 2: 4, 5: 1, 7: 3, 8: 3, 9: silent.LONG_GONE}
     (registry,) = found["swr_registry_last_success_timestamp_seconds"].items()
     newest = max(silent.HOUR_FIRE, silent.NOW - timedelta(hours=1))  # execution 11, or 71 (manual): any trigger
-    assert dict(registry[0]) == {"instance_id": "inst-1", "dest_registry": "1"}
+    assert dict(registry[0]) == {"instance_id": "inst-1", "dest_registry_id": "1", "dest_registry": "1"}
     assert registry[1] == pytest.approx((newest + timedelta(minutes=5)).timestamp(), abs=0.01)  # its updated_at

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from conftest import clean_env, run_cli
 from test_alerts import policy
-from test_silent_schedules import DAILY, DAY, F, ran
+from test_silent_schedules import DAILY, DAY, LISTED, F, ran
 from test_tag_status import SUBTASKS, TEXT, land_subtasks
 from test_tag_status import WORLD as TAG_WORLD
 from test_views import build, iso, select
@@ -51,7 +51,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, lis
     subtasks[(11, 111)] = [{**subtasks[(11, 111)][0], "status_text": TWO_LINES}]
     for (eid, task_id), rows in subtasks.items():
         land_subtasks(data_dir, eid, task_id, rows)
-    with build(data_dir, WORLD, policies=POLICIES) as db:
+    with build(data_dir, WORLD, policies=POLICIES, listed_run=LISTED) as db:
         views = {
             "alerts": select(db, "SELECT policy_id, kind FROM alerts ORDER BY ALL"),
             "reasons": select(

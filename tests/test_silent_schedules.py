@@ -24,7 +24,7 @@ import duckdb
 import pytest
 from conftest import clean_env, run_cli
 from test_alerts import policy
-from test_views import build, execution, iso, select
+from test_views import build, execution, iso, run_id_at, select
 
 from pipeline.warehouse import schedules, warehouse
 
@@ -60,7 +60,9 @@ POLICIES = [
     policy(8, "never ran", cron=DAILY, created=iso(F - 2 * DAY - timedelta(hours=1))),
     policy(9, "long gone", cron=DAILY, created=iso(NOW - 90 * DAY)),
 ]
-LONG_GONE = sum(1 for k in range(40) if F - k * DAY > NOW - 35 * DAY)  # the 02:30s of the last 35 days
+# the 02:30s of the last 35 days, but for one within the grace (15 minutes) after the first fire worked out
+LONG_GONE = sum(1 for k in range(40) if F - k * DAY > NOW - 35 * DAY + timedelta(minutes=15))
+LISTED = run_id_at(NOW)  # the executions were listed now: the view judges as of then
 WORLD = [
     ran(10, 1, HOUR_FIRE - timedelta(hours=1)),
     ran(11, 1, HOUR_FIRE),
@@ -79,7 +81,7 @@ WORLD = [
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("silent")
-    build(path, WORLD, policies=POLICIES).close()
+    build(path, WORLD, policies=POLICIES, listed_run=LISTED).close()
     return path
 
 
@@ -124,7 +126,8 @@ def test_only_silent_schedules_alert_and_the_threshold_moves_them(db: duckdb.Duc
     assert silent[0]["detail"] == (
         f"its schedule ({DAILY}) should have started 4 executions since {when} and none came (threshold 1)"
     )
-    assert "should have started 3 executions since the policy was created" in silent[2]["detail"]
+    created = (F - 2 * DAY - timedelta(hours=1)).strftime("%Y-%m-%d %H:%M UTC")
+    assert f"should have started 3 executions since the policy was created or changed, {created}" in silent[2]["detail"]
     last = (F - 60 * DAY + timedelta(seconds=10)).strftime("%Y-%m-%d %H:%M UTC")
     assert (
         f"at least {LONG_GONE} executions in the 35 days counted (its last scheduled execution: {last})"
@@ -178,3 +181,32 @@ def test_crons_are_read_as_harbor_writes_them_and_bounded() -> None:
     for bad in ("", "0 0 2 * * * 2026", "61 * * * * *", "0 0 0 30 2 *"):
         broken = schedules.work_out(bad, None, now)
         assert broken.problem and broken.fires == [], bad
+
+
+def world_listed_at(data_dir: Path, listed: datetime) -> duckdb.DuckDBPyConnection:
+    """Policy 20 re-enabled an hour ago after 20 silent days; 21 stopped 4 days ago; 22 deleted (only an older
+    policies listing shows it) and silent since. Listed (policies and executions) at ``listed``."""
+    from test_transform_golden import IID, land_listing
+
+    gone = policy(22, "deleted", cron=DAILY)
+    land_listing(data_dir, "policies", "20261101T000000000Z-aaaaab", [gone], instance_id=IID)
+    reenabled = policy(20, "re-enabled", cron=DAILY) | {"updated_at": iso(NOW - timedelta(hours=1))}
+    policies = [reenabled, policy(21, "stopped", cron=DAILY)]
+    runs = [ran(200, 20, F - 20 * DAY), ran(210, 21, F - 4 * DAY), ran(220, 22, F - 10 * DAY)]
+    return build(data_dir, runs, policies=policies, listed_run=run_id_at(listed))
+
+
+def test_judged_as_of_the_listing_for_policies_still_listed_since_their_last_change(tmp_path: Path) -> None:
+    with world_listed_at(tmp_path / "now", NOW) as db:
+        rows = {r["policy_id"]: r for r in select(db, "SELECT * FROM silent_schedules")}
+        assert set(rows) == {20, 21}  # 22 is gone from the newest policies listing
+        assert rows[20]["counted_from"] == datetime.fromisoformat(iso(NOW - timedelta(hours=1)))
+        assert rows[20]["missed_runs"] <= 1 and not rows[20]["silent"]  # re-enabled an hour ago
+        assert (rows[21]["missed_runs"], rows[21]["silent"]) == (4, True)
+        assert abs((rows[21]["as_of"] - NOW).total_seconds()) < 0.001
+        assert {r["policy_id"] for r in select(db, "SELECT policy_id FROM alerts")} == {21}
+    # the same lake, its executions listed three days ago: what came after is not known to be missed
+    with world_listed_at(tmp_path / "old", NOW - 3 * DAY) as db:
+        (stopped,) = select(db, "SELECT missed_runs, silent, last_fire_at FROM silent_schedules WHERE policy_id = 21")
+        assert (stopped["missed_runs"], stopped["silent"]) == (1, False)  # F - 3 days only
+        assert stopped["last_fire_at"] == F - 3 * DAY

@@ -213,3 +213,24 @@ def test_every_tag_the_sandbox_retried_is_replicated_with_its_failure_counted(tm
 def test_failure_texts_are_classed_whatever_their_lines(db: duckdb.DuckDBPyConnection) -> None:
     found = dict(db.sql("SELECT reason, sum(failed_tags)::INTEGER FROM failure_reasons GROUP BY ALL").fetchall())
     assert found == {"auth": 1, "not_found": 1, "network": 2}
+
+
+def test_a_failed_task_without_subtasks_counts_its_tags_missing_only_when_the_destination_lacks_them(
+    tmp_path: Path,
+) -> None:
+    """With --subtasks none (or a 404 for the listing) a failed task says nothing of which of its tags failed:
+    a tag its destination resource lists is not counted missing, one it does not list is."""
+    world = [
+        (
+            run(30, 1, "Failed", 3),
+            [
+                copy(300, 30, "Failed", 3, [(D1, "1.0"), (D2, "2.0")]),  # listed on the destination: unknown
+                copy(301, 30, "Failed", 3, [(D3, "3.0")], reached=False),  # not listed there: missing
+            ],
+        )
+    ]
+    with build(tmp_path, world, policies=[policy(1, "mirror-app")]) as db:
+        states = dict(db.sql("SELECT tag, state FROM tag_status").fetchall())
+        assert states == {"1.0": "failed", "2.0": "failed", "3.0": "failed"}
+        (alert,) = select(db, "SELECT value, detail FROM alerts WHERE kind = 'missing_tags'")
+    assert alert["value"] == 1 and alert["detail"].endswith("e.g. team/app:3.0")

@@ -77,21 +77,28 @@ def build(
     *,
     instances: list[dict[str, Any]] | None = None,
     policies: list[dict[str, Any]] | None = None,
+    listed_run: str = LISTED_RUN,
 ) -> duckdb.DuckDBPyConnection:
-    """Land the executions (``None``: its tasks were never fetched), load the lake, build the warehouse."""
+    """Land the executions (``None``: its tasks were never fetched), load the lake, build the warehouse.
+    ``listed_run``: the run whose listings these are (:func:`run_id_at` for one made at a given time)."""
     for listed, tasks in executions:
         if tasks is not None:
             land(data_dir, [tasks], listed)
-    land_listing(data_dir, "executions", LISTED_RUN, [e for e, _ in executions], instance_id=IID)
+    land_listing(data_dir, "executions", listed_run, [e for e, _ in executions], instance_id=IID)
     if instances is not None:
-        land_listing(data_dir, "instances", LISTED_RUN, instances)
+        land_listing(data_dir, "instances", listed_run, instances)
     if policies is not None:
-        land_listing(data_dir, "policies", LISTED_RUN, policies, instance_id=IID)
+        land_listing(data_dir, "policies", listed_run, policies, instance_id=IID)
     load_lake(data_dir, version="20261102T000001000Z-cccccc")
     pipeline.warehouse.warehouse.build(data_dir)
     db = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
     db.execute("SET TimeZone = 'UTC'")
     return db
+
+
+def run_id_at(moment: datetime) -> str:
+    """A run id as swr-etl makes them, for a run at ``moment``."""
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%S%f")[:-3] + "Z-dddddd"
 
 
 def select(db: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
@@ -503,3 +510,19 @@ def test_repository_failures(tmp_path: Path, connections: list[Any]) -> None:
         {"src_repository": "team/b", "tasks": 1, "failed": 0, "stopped": 0, "failure_rate": 0.0,
          "last_failure": None, "finished": 1},
     ]  # fmt: skip
+
+
+def test_a_view_that_does_not_run_is_named_not_the_macro_that_reads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.warehouse.warehouse import SqlView
+
+    land_listing(tmp_path, "executions", LISTED_RUN, [execution(1)], instance_id=IID)
+    load_lake(tmp_path, version="20261102T000001000Z-cccccc")
+    reads_b = SqlView("a_over", "CREATE MACRO a_over() AS TABLE SELECT x FROM b_view", "?")
+    broken = SqlView("b_view", "SELECT x FROM no_such_table", "?")
+    monkeypatch.setattr(pipeline.warehouse.warehouse, "sql_views", lambda: [reads_b, broken])
+    with pytest.raises(
+        pipeline.warehouse.warehouse.WarehouseError, match=r"sql/b_view\.sql does not run.*no_such_table"
+    ):
+        pipeline.warehouse.warehouse.build(tmp_path)

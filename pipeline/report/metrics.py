@@ -203,10 +203,11 @@ HEALTH: tuple[Health, ...] = (
     Health(
         "swr_registry_last_success_timestamp_seconds",
         "When the newest Succeed execution of any policy copying to the destination registry ended (Unix time; "
-        "the last_success view); no series when none has.",
-        ("instance_id", "dest_registry"),
-        """SELECT instance_id, coalesce(dest_registry_name, CAST(dest_registry_id AS VARCHAR), ''),
-            epoch(last_success_at)
+        "the last_success view; by id, since a registry made again under its old name has a new one); no series "
+        "when none has.",
+        ("instance_id", "dest_registry_id", "dest_registry"),
+        """SELECT instance_id, coalesce(CAST(dest_registry_id AS VARCHAR), ''),
+            coalesce(dest_registry_name, CAST(dest_registry_id AS VARCHAR), ''), epoch(last_success_at)
         FROM last_success
         WHERE scope = 'registry'""",
     ),
@@ -231,9 +232,15 @@ def health_families(db: duckdb.DuckDBPyConnection, *, stuck_hours: float) -> lis
     for health in HEALTH:
         family = GaugeMetricFamily(health.name, health.help, labels=list(health.labels))
         rows = [([label_value(v) for v in row[:-1]], row[-1]) for row in db.execute(health.sql).fetchall()]
+        seen: set[tuple[str, ...]] = set()
         for labels, value in sorted(rows, key=lambda r: r[0]):  # one order, so that two files compare
-            if value is not None:
-                family.add_metric(labels, float(value))
+            if value is None:
+                continue
+            if tuple(labels) in seen:  # two series with one label set make the whole exposition invalid
+                log.warning("metrics: %s has two series labelled %s: the second is left out", health.name, labels)
+                continue
+            seen.add(tuple(labels))
+            family.add_metric(labels, float(value))
         families.append(family)
     return families
 

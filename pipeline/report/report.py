@@ -159,8 +159,7 @@ def collect(data_dir: Path, *, lake: str | None = None, days: int = 30, top: int
             db,
             """
             WITH runs AS (
-                SELECT instance_id, policy_id,
-                       max(coalesce(updated_at, created_at)) FILTER (WHERE status = 'Succeed') AS last_success,
+                SELECT instance_id, policy_id, max(created_at) FILTER (WHERE status = 'Succeed') AS last_success,
                        max(created_at) AS last_run, arg_max(status, (created_at, execution_id)) AS last_status
                 FROM executions GROUP BY instance_id, policy_id
             ),

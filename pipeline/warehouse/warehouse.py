@@ -203,8 +203,11 @@ def _create_sql_views(db: duckdb.DuckDBPyConnection, written: str) -> None:
                 raise WarehouseError(f"sql/{view.name}.sql does not run: {exc}") from exc
             if not view.is_macro:
                 db.execute(f"COMMENT ON VIEW {view.name} IS '{view.question.replace(chr(39), chr(39) * 2)}'")
-        if len(failed) == len(waiting):
-            stuck, error = failed[0]
+        if len(failed) == len(waiting):  # blame the file whose error is not that another waiting one is missing
+            names = {view.name for view, _ in failed}
+            stuck, error = next(
+                ((v, e) for v, e in failed if not any(n in str(e) for n in names - {v.name})), failed[0]
+            )
             raise WarehouseError(f"sql/{stuck.name}.sql does not run: {error}") from error
         waiting = [view for view, _ in failed]
 
