@@ -359,7 +359,7 @@ def test_every_query_of_the_dashboard_names_a_metric_written(world: Path) -> Non
 def test_every_rule_reads_a_metric_written(world: Path) -> None:
     known = written_names(world)
     exprs = re.findall(r"^\s+expr: (.+)$", RULES.read_text(), re.MULTILINE)
-    assert len(exprs) == 6
+    assert len(exprs) == 7
     for expr in exprs:
         assert set(METRIC_NAME.findall(expr)) <= known, expr
 
