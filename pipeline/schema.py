@@ -60,13 +60,14 @@ class Table:
         }
 
 
-def _schema(*fields: tuple[str, pa.DataType, str]) -> pa.Schema:
+def documented_schema(*fields: tuple[str, pa.DataType, str]) -> pa.Schema:
+    """A schema whose fields carry their meaning (``doc`` metadata), for the data dictionary."""
     return pa.schema([pa.field(name, kind, metadata={"doc": doc}) for name, kind, doc in fields])
 
 
 EXECUTIONS = Table(
     "executions",
-    _schema(
+    documented_schema(
         ("instance_id", pa.string(), "SWR EE instance (UUID)"),
         ("execution_id", pa.int64(), "execution id, unique within the instance"),
         ("policy_id", pa.int64(), "replication policy that ran"),
@@ -101,7 +102,7 @@ EXECUTIONS = Table(
 
 TASKS = Table(
     "tasks",
-    _schema(
+    documented_schema(
         ("instance_id", pa.string(), "SWR EE instance (UUID)"),
         ("execution_id", pa.int64(), "execution the task belongs to"),
         ("task_id", pa.int64(), "task id; (instance_id, execution_id, task_id) is unique"),
@@ -137,7 +138,7 @@ TASKS = Table(
 
 ARTIFACTS = Table(
     "artifacts",
-    _schema(
+    documented_schema(
         ("instance_id", pa.string(), "SWR EE instance"),
         ("execution_id", pa.int64(), "parent execution"),
         ("task_id", pa.int64(), "parent task"),
@@ -157,7 +158,7 @@ ARTIFACTS = Table(
 
 TAGS = Table(
     "tags",
-    _schema(
+    documented_schema(
         ("instance_id", pa.string(), "SWR EE instance"),
         ("execution_id", pa.int64(), "parent execution"),
         ("task_id", pa.int64(), "parent task"),
@@ -177,7 +178,7 @@ TAGS = Table(
 
 SUBTASKS = Table(
     "subtasks",
-    _schema(
+    documented_schema(
         ("instance_id", pa.string(), "SWR EE instance"),
         ("execution_id", pa.int64(), "parent execution"),
         ("task_id", pa.int64(), "parent task"),
@@ -201,7 +202,7 @@ SUBTASKS = Table(
 
 REJECTS = Table(
     "rejects",
-    _schema(
+    documented_schema(
         ("instance_id", pa.string(), "SWR EE instance"),
         ("execution_id", pa.int64(), "execution of the task"),
         ("task_id", pa.int64(), "task (null when the task itself had no usable id)"),
@@ -231,7 +232,7 @@ REJECTS = Table(
 
 INSTANCES = Table(
     "instances",
-    _schema(
+    documented_schema(
         ("instance_id", pa.string(), "SWR EE instance (UUID)"),
         ("name", pa.string(), "instance name"),
         ("status", pa.string(), "Initial, Creating, Running, Unavailable (stored as sent)"),
@@ -262,7 +263,7 @@ INSTANCES = Table(
 
 POLICIES = Table(
     "policies",
-    _schema(
+    documented_schema(
         ("instance_id", pa.string(), "SWR EE instance"),
         ("policy_id", pa.int64(), "replication policy id, unique within the instance"),
         ("name", pa.string(), "policy name"),
@@ -288,7 +289,7 @@ POLICIES = Table(
 
 REGISTRIES = Table(
     "registries",
-    _schema(
+    documented_schema(
         ("instance_id", pa.string(), "SWR EE instance whose replication target this is"),
         ("registry_id", pa.int64(), "registry id, unique within the instance (0: the instance itself)"),
         ("name", pa.string(), "registry name"),

@@ -22,7 +22,7 @@ import duckdb
 
 from pipeline.report.check import Thresholds
 from pipeline.report.output import fit, pad
-from pipeline.report.report import count, duration, when
+from pipeline.report.report import count, duration, records, when
 from pipeline.text import terminal_safe
 
 STALE_HOURS = Thresholds.max_success_age_hours  # hours without a success after which check calls a policy stale
@@ -40,16 +40,10 @@ NO_SUBTASKS = "No per-tag subtasks were fetched (--subtasks failed or all): no f
 FAILS = "fails: failed attempts since the tag last replicated, or all of them if it never did"
 
 
-def _rows(db: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
-    relation = db.sql(sql)
-    columns = list(relation.columns)
-    return [dict(zip(columns, row, strict=True)) for row in relation.fetchall()]
-
-
 def collect(db: duckdb.DuckDBPyConnection, top: int) -> dict[str, Any]:
     """The four answers: every alert, the first ``top`` rows of each other list, and the counts behind them."""
     return {
-        "alerts": _rows(
+        "alerts": records(
             db,
             "SELECT instance_id, policy_id, policy_name, kind, since, value, detail FROM alerts "
             "ORDER BY instance_id, policy_id, kind",
@@ -63,7 +57,7 @@ def collect(db: duckdb.DuckDBPyConnection, top: int) -> dict[str, Any]:
 def _tags(db: duckdb.DuckDBPyConnection, top: int) -> dict[str, Any]:
     """Tags whose newest attempt failed or did not arrive, the ones that failed most since they last replicated
     first; the failure classes over all policies; tags that failed and then replicated (retried OK)."""
-    (counts,) = _rows(
+    (counts,) = records(
         db,
         """
         SELECT count(*) FILTER (WHERE state IN ('failed', 'missing')) AS tags,
@@ -74,7 +68,7 @@ def _tags(db: duckdb.DuckDBPyConnection, top: int) -> dict[str, Any]:
         FROM tag_status
         """,
     )
-    listed = _rows(
+    listed = records(
         db,
         f"""
         SELECT instance_id, policy_id, policy_name, src_repository, tag, state, status, digest, execution_id,
@@ -86,7 +80,7 @@ def _tags(db: duckdb.DuckDBPyConnection, top: int) -> dict[str, Any]:
         LIMIT {int(top)}
         """,
     )
-    reasons = _rows(
+    reasons = records(
         db,
         f"""
         SELECT reason, sum(failed_tags) AS failed_tags, count(DISTINCT (instance_id, policy_id)) AS policies,
@@ -99,7 +93,7 @@ def _tags(db: duckdb.DuckDBPyConnection, top: int) -> dict[str, Any]:
 
 def _schedules(db: duckdb.DuckDBPyConnection, top: int) -> dict[str, Any]:
     """Silent schedules, the longest silent first, and the crons that do not read (they never alert)."""
-    (counts,) = _rows(
+    (counts,) = records(
         db,
         """
         SELECT count(*) AS scheduled_policies, count(*) FILTER (WHERE silent) AS silent_policies,
@@ -107,7 +101,7 @@ def _schedules(db: duckdb.DuckDBPyConnection, top: int) -> dict[str, Any]:
         FROM silent_schedules
         """,
     )
-    silent = _rows(
+    silent = records(
         db,
         f"""
         SELECT instance_id, policy_id, policy_name, cron, missed_runs, first_missed_at, last_run_at, next_fire_at
@@ -115,7 +109,7 @@ def _schedules(db: duckdb.DuckDBPyConnection, top: int) -> dict[str, Any]:
         ORDER BY first_missed_at NULLS LAST, missed_runs DESC, instance_id, policy_id LIMIT {int(top)}
         """,
     )
-    unreadable = _rows(
+    unreadable = records(
         db,
         f"""
         SELECT instance_id, policy_id, policy_name, cron, cron_problem FROM silent_schedules
@@ -129,7 +123,7 @@ def _last_success(db: duckdb.DuckDBPyConnection, top: int) -> dict[str, Any]:
     """Per policy and per destination registry: never or longest ago first, the disabled ones after the
     others; and how many went :data:`STALE_HOURS` or more without a success."""
     stale = f"coalesce(hours_since_success >= {float(STALE_HOURS)}, true)"
-    (counts,) = _rows(
+    (counts,) = records(
         db,
         f"""
         SELECT count(*) FILTER (WHERE scope = 'policy') AS policies_total,
@@ -143,7 +137,7 @@ def _last_success(db: duckdb.DuckDBPyConnection, top: int) -> dict[str, Any]:
                  executions, last_execution_at, last_execution_status, last_success_at, hours_since_success"""
 
     def scope(name: str, key: str) -> list[dict[str, Any]]:
-        return _rows(
+        return records(
             db,
             f"""
             SELECT {columns} FROM last_success WHERE scope = '{name}'

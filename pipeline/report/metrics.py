@@ -10,9 +10,9 @@ Prometheus gives every scraped target.
 A health metric is one entry of :data:`HEALTH`: a gauge's name, help and labels, and the query that gives one
 row per series (the labels' values in order, then the value; a NULL value adds no series). The queries read
 the warehouse's views and tables and the temporary views of :data:`PREPARE`: ``metric_policies`` (the labels
-of each policy), ``metric_newest`` (each policy's newest execution) and ``metric_alerts`` (``alerts_over``
-with thresholds that let every measure through, so that a failure ratio or a missing tag means here what it
-means to ``swr-etl check``).
+of each policy), ``metric_newest`` (each policy's newest execution and last success, from the view
+``last_success``) and ``metric_alerts`` (``alerts_over`` with thresholds that let every measure through, so
+that a failure ratio or a missing tag means here what it means to ``swr-etl check``).
 """
 
 from __future__ import annotations
@@ -50,9 +50,9 @@ PREPARE = (
     FROM policies AS p
     LEFT JOIN policy_targets AS t ON t.instance_id = p.instance_id AND t.policy_id = p.policy_id""",
     """CREATE OR REPLACE TEMP VIEW metric_newest AS
-    SELECT instance_id, policy_id, execution_id, status, created_at
-    FROM executions
-    QUALIFY row_number() OVER (PARTITION BY instance_id, policy_id ORDER BY created_at DESC, execution_id DESC) = 1""",
+    SELECT instance_id, policy_id, last_execution_status AS status, last_execution_at AS created_at, last_success_at
+    FROM last_success
+    WHERE scope = 'policy' AND executions > 0""",
     # one evaluation for three families: the failure ratio of every judged policy, the stuck tasks and the
     # missing tags of those that have any (no policy is stale: that is the last success's age, in PromQL)
     """CREATE OR REPLACE TEMP TABLE metric_alerts AS
@@ -104,11 +104,9 @@ HEALTH: tuple[Health, ...] = (
         "When the policy's newest execution with status Succeed, any trigger, ended (Unix time); no series when "
         "none has.",
         POLICY,
-        """SELECT p.instance_id, p.policy_id, p.policy_name, epoch(max(coalesce(e.updated_at, e.created_at)))
+        """SELECT p.instance_id, p.policy_id, p.policy_name, epoch(n.last_success_at)
         FROM metric_policies AS p
-        JOIN executions AS e ON e.instance_id = p.instance_id AND e.policy_id = p.policy_id
-        WHERE e.status = 'Succeed'
-        GROUP BY ALL""",
+        JOIN metric_newest AS n ON n.instance_id = p.instance_id AND n.policy_id = p.policy_id""",
     ),
     Health(
         "swr_policy_last_execution_task_success_ratio",

@@ -81,7 +81,8 @@ def when(value: object) -> str:
     return _text(value)
 
 
-def _records(db: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
+def records(db: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
+    """The rows of ``sql``, each a dict by column name."""
     relation = db.sql(sql)
     columns = list(relation.columns)
     return [dict(zip(columns, row, strict=True)) for row in relation.fetchall()]
@@ -95,7 +96,7 @@ def _window(days: int) -> str:
 def failing_repositories(db: duckdb.DuckDBPyConnection, days: int, limit: int) -> list[dict[str, Any]]:
     """Source repositories with a failed or stopped task in the window, failing most first (FAILING_MOST).
     A task belongs to the day of its execution, as in ``policy_health``."""
-    return _records(
+    return records(
         db,
         f"""
         WITH windowed AS (
@@ -122,7 +123,7 @@ def collect(data_dir: Path, *, lake: str | None = None, days: int = 30, top: int
     since = _window(days)
     with warehouse.connect(data_dir, lake) as db:
         answered = answers.collect(db, top)
-        (totals,) = _records(
+        (totals,) = records(
             db,
             """
             SELECT (SELECT count(*) FROM instances) AS instances, (SELECT count(*) FROM policies) AS policies,
@@ -132,10 +133,10 @@ def collect(data_dir: Path, *, lake: str | None = None, days: int = 30, top: int
                    (SELECT max(start_time) FROM tasks) AS newest_task
             """,
         )
-        (window,) = _records(
+        (window,) = records(
             db, f"SELECT CAST({since} + INTERVAL 1 DAY AS DATE) AS first_day, max(day) AS last_day FROM policy_health"
         )
-        policies = _records(
+        policies = records(
             db,
             f"""
             SELECT instance_id, policy_id, policy_name, instance_name, executions, tasks, finished, failures,
@@ -155,7 +156,7 @@ def collect(data_dir: Path, *, lake: str | None = None, days: int = 30, top: int
             """,
         )
         ranked = failing_repositories(db, days, max(top, 20))
-        last_runs = _records(
+        last_runs = records(
             db,
             """
             WITH runs AS (
@@ -173,8 +174,8 @@ def collect(data_dir: Path, *, lake: str | None = None, days: int = 30, top: int
             ORDER BY r.last_success NULLS FIRST, k.instance_id, k.policy_id NULLS LAST
             """,
         )
-        (stuck,) = _records(db, "SELECT count(*) AS tasks, min(start_time) AS oldest_start FROM stuck_tasks")
-        failures = _records(
+        (stuck,) = records(db, "SELECT count(*) AS tasks, min(start_time) AS oldest_start FROM stuck_tasks")
+        failures = records(
             db,
             f"""
             SELECT instance_id, execution_id, task_id, status, src_repository, dst_repository,
@@ -183,14 +184,14 @@ def collect(data_dir: Path, *, lake: str | None = None, days: int = 30, top: int
             LIMIT {int(top)}
             """,
         )
-        drift = _records(
+        drift = records(
             db,
             """
             SELECT kind, count(*) AS tags, count(DISTINCT (instance_id, src_repository, dst_repository)) AS pairs
             FROM tag_drift GROUP BY kind ORDER BY kind
             """,
         )
-        drift_pairs = _records(
+        drift_pairs = records(
             db,
             f"""
             SELECT src_repository, dst_repository, count(*) AS missing
@@ -199,7 +200,7 @@ def collect(data_dir: Path, *, lake: str | None = None, days: int = 30, top: int
             """,
         )
         charts = {
-            "success_by_policy": _records(
+            "success_by_policy": records(
                 db,
                 f"""
                 SELECT day, coalesce(policy_name, CAST(policy_id AS VARCHAR)) AS policy,
@@ -208,7 +209,7 @@ def collect(data_dir: Path, *, lake: str | None = None, days: int = 30, top: int
                 """,
             ),
             "failures_by_repository": ranked[:20],
-            "duration_histogram": _records(
+            "duration_histogram": records(
                 db,
                 """
                 SELECT bucket, count(duration_s) AS tasks
@@ -219,14 +220,14 @@ def collect(data_dir: Path, *, lake: str | None = None, days: int = 30, top: int
                 GROUP BY k, bucket ORDER BY k
                 """,
             ),
-            "daily_throughput": _records(
+            "daily_throughput": records(
                 db,
                 """
                 SELECT day, sum(tags) FILTER (WHERE operation = 'copy' AND status = 'Succeed') AS tags
                 FROM daily_throughput GROUP BY day ORDER BY day
                 """,
             ),
-            "drift_rows": _records(
+            "drift_rows": records(
                 db,
                 f"""
                 SELECT kind, src_repository, dst_repository, tag, digest, previous_digest

@@ -24,6 +24,8 @@ import duckdb
 import pyarrow as pa
 from croniter import CroniterError, croniter
 
+from pipeline.schema import TS, documented_schema
+
 log = logging.getLogger(__name__)
 
 LOOKBACK = timedelta(days=35)
@@ -76,24 +78,19 @@ def work_out(cron: str, anchor: datetime | None, now: datetime) -> Schedule:
     return Schedule(fires, covered_from, covered_until, min(gaps) if gaps else None, None)
 
 
-def _schema(*fields: tuple[str, pa.DataType, str]) -> pa.Schema:
-    return pa.schema([pa.field(name, kind, metadata={"doc": doc}) for name, kind, doc in fields])
-
-
-UTC_TIME = pa.timestamp("us", tz="UTC")
-SCHEDULES = _schema(
+SCHEDULES = documented_schema(
     ("instance_id", pa.string(), "SWR EE instance"),
     ("policy_id", pa.int64(), "a policy whose trigger is scheduled"),
     ("cron", pa.string(), "its trigger_cron, as the API sent it"),
     ("cron_problem", pa.string(), "why the cron does not read (NULL when it does)"),
     ("interval_s", pa.float64(), "the shortest gap between two fires, in seconds"),
-    ("covered_from", UTC_TIME, "schedule_fires holds this policy's fires from here"),
-    ("covered_until", UTC_TIME, "... to here"),
+    ("covered_from", TS, "schedule_fires holds this policy's fires from here"),
+    ("covered_until", TS, "... to here"),
 )
-FIRES = _schema(
+FIRES = documented_schema(
     ("instance_id", pa.string(), "SWR EE instance"),
     ("policy_id", pa.int64(), "the scheduled policy"),
-    ("fire_at", UTC_TIME, "a time its cron called for an execution (UTC)"),
+    ("fire_at", TS, "a time its cron called for an execution (UTC)"),
 )
 #: the warehouse's own tables: name, schema and what a row is (for the data dictionary and COMMENT ON)
 TABLES = {
